@@ -1,0 +1,253 @@
+"""Jobs, modules and the registry the worker builds from a module tree."""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+import msgspec
+
+from glasswork.errors import ConfigurationError
+from glasswork.core import RetryPolicy, RetrySpec, normalize_retry
+
+if TYPE_CHECKING:
+    from glasswork.context import JobContext
+
+__all__ = ["Job", "JobRegistry", "Module", "define_job", "define_periodic_job"]
+
+P = TypeVar("P")
+
+Handler = Callable[[P, "JobContext"], object | Awaitable[object]]
+
+_NAME = re.compile(r"^[A-Za-z0-9_.:\-/]{1,200}$")
+_SCHEDULE = re.compile(r"^(rate\(\s*\d+\s+(minute|minutes|hour|hours|day|days)\s*\)|cron\(.+\))$")
+
+
+class Job(msgspec.Struct, Generic[P], frozen=True, kw_only=True):
+    """A named unit of work. Made by `define_job`; enqueue it with `JobService`.
+
+    Attributes:
+        name: The name on the wire (`jobName`); unique within a module tree.
+        handler: `handler(payload, ctx)`, a `def` or an `async def`.
+        payload_type: The type the decoded JSON payload is converted to, or
+            `None` to pass the decoded JSON through unchanged.
+        retry: The normalized retry policy.
+        queue: The queue this job is sent to, or `None` for the service's default.
+        unique: Payload -> deduplication key (also the job id).
+        group: Payload -> FIFO message group.
+        schedule: For periodic jobs, an EventBridge `rate(...)`/`cron(...)` expression.
+    """
+
+    name: str
+    handler: Handler[P]
+    payload_type: type[P] | None = None
+    retry: RetryPolicy = RetryPolicy()
+    queue: str | None = None
+    unique: Callable[[P], str] | None = None
+    group: Callable[[P], str] | None = None
+    schedule: str | None = None
+    is_async: bool = False
+    decoder: msgspec.json.Decoder[P] | None = None
+
+    def __repr__(self) -> str:
+        return f"Job(name={self.name!r})"
+
+
+def define_job(
+    *,
+    name: str,
+    handler: Callable[[P, JobContext], object],
+    payload: type[P] | None = None,
+    retry: RetrySpec = None,
+    queue: str | None = None,
+    unique: Callable[[P], str] | None = None,
+    group: Callable[[P], str] | None = None,
+) -> Job[P]:
+    """Define a job.
+
+    Args:
+        name: The job's name on the wire; letters, digits and `_.:-/`.
+        handler: Called as `handler(payload, ctx)`; `def` or `async def`.
+        payload: A msgspec Struct (or any type msgspec can convert to). The
+            worker converts the decoded JSON to it before the handler runs and
+            dead-letters a message that does not fit. Without it the handler
+            gets the decoded JSON as it is.
+        retry: `None` (25 attempts, then dead-letter), an attempt count
+            (`<= 0` behaves as `False`), `False` (one attempt, discard on
+            failure) or a `RetryPolicy`.
+        queue: The queue name; `None` uses `JobService`'s default queue.
+        unique: Payload -> deduplication key, used as the job id and as the
+            FIFO `MessageDeduplicationId`.
+        group: Payload -> FIFO `MessageGroupId` (default: queue or job name).
+
+    Returns:
+        The job, typed by its payload so that `JobService.enqueue(job, wrong)`
+        is a type error.
+
+    Raises:
+        ConfigurationError: A bad name, handler or payload type.
+    """
+    if not isinstance(name, str) or not _NAME.match(name):
+        msg = f"job name {name!r} must be 1-200 characters of letters, digits and _.:-/"
+        raise ConfigurationError(msg)
+    if not callable(handler):
+        msg = f"job {name!r}: handler must be callable, got {type(handler).__name__}"
+        raise ConfigurationError(msg)
+    decoder: msgspec.json.Decoder[Any] | None
+    try:
+        decoder = msgspec.json.Decoder(payload) if payload is not None else None
+    except TypeError as exc:
+        msg = f"job {name!r}: payload type {payload!r} is not supported by msgspec: {exc}"
+        raise ConfigurationError(msg) from exc
+    return Job(
+        name=name,
+        handler=handler,
+        payload_type=payload,
+        retry=normalize_retry(retry),
+        queue=queue,
+        unique=unique,
+        group=group,
+        is_async=inspect.iscoroutinefunction(handler),
+        decoder=decoder,
+    )
+
+
+def define_periodic_job(
+    *,
+    name: str,
+    handler: Callable[[None, JobContext], object],
+    schedule: str,
+    retry: RetrySpec = None,
+    queue: str | None = None,
+) -> Job[None]:
+    """Define a job that runs on a schedule rather than being enqueued.
+
+    On Lambda, an EventBridge rule with `schedule` invokes the worker with
+    `{"jobName": name}`; the worker runs the job once and raises on failure so
+    that Lambda's asynchronous retries apply. The handler receives `None` as
+    its payload.
+
+    Args:
+        name: The job's name.
+        handler: Called as `handler(None, ctx)`.
+        schedule: An EventBridge expression: `rate(5 minutes)` or `cron(...)`.
+        retry: As for `define_job` (used when the job is also enqueued).
+        queue: As for `define_job`.
+
+    Raises:
+        ConfigurationError: The schedule is not a `rate(...)` or `cron(...)` expression.
+    """
+    if not _SCHEDULE.match(schedule.strip()):
+        msg = f"job {name!r}: schedule {schedule!r} is not 'rate(N unit)' or 'cron(...)'"
+        raise ConfigurationError(msg)
+    job = define_job(name=name, handler=handler, payload=None, retry=retry, queue=queue)
+    return msgspec.structs.replace(job, schedule=schedule.strip())
+
+
+class Module(msgspec.Struct, frozen=True, kw_only=True):
+    """A named group of jobs and services, composable through `imports`.
+
+    Args:
+        name: The module's name (used in error messages).
+        jobs: The jobs this module defines.
+        imports: Other modules whose jobs and services this one includes.
+        services: `name -> zero-argument factory`; each factory is called once
+            per worker process at bootstrap and its value is reachable as
+            `ctx.services.<name>`.
+    """
+
+    name: str
+    jobs: Sequence[Job[Any]] = ()
+    imports: Sequence[Module] = ()
+    services: Mapping[str, Callable[[], object]] = msgspec.field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return f"Module(name={self.name!r})"
+
+    def walk(self) -> Iterator[Module]:
+        """Yield every module of the tree once, imports before importers.
+
+        Raises:
+            ConfigurationError: An import cycle, naming the modules on it.
+        """
+        done: set[int] = set()
+        path: list[Module] = []
+
+        def visit(module: Module) -> Iterator[Module]:
+            if any(m is module for m in path):
+                cycle = " -> ".join(m.name for m in [*path[path.index(module):], module])
+                msg = f"import cycle between modules: {cycle}"
+                raise ConfigurationError(msg)
+            if id(module) in done:
+                return
+            if not isinstance(module, Module):
+                msg = f"{path[-1].name}.imports holds {module!r}, not a Module"
+                raise ConfigurationError(msg)
+            path.append(module)
+            for child in module.imports:
+                yield from visit(child)
+            path.pop()
+            done.add(id(module))
+            yield module
+
+        yield from visit(self)
+
+
+class JobRegistry:
+    """The jobs and service factories of a module tree, checked once.
+
+    Build it with `JobRegistry.from_module`; the worker and the pure core look
+    jobs up here by name.
+    """
+
+    __slots__ = ("jobs", "module", "service_factories")
+
+    def __init__(self, module: Module) -> None:
+        jobs: dict[str, Job[Any]] = {}
+        owner: dict[str, str] = {}
+        factories: dict[str, Callable[[], object]] = {}
+        for mod in module.walk():
+            for job in mod.jobs:
+                if not isinstance(job, Job):
+                    msg = f"module {mod.name!r}: {job!r} is not a Job (use define_job)"
+                    raise ConfigurationError(msg)
+                known = jobs.get(job.name)
+                if known is not None and known is not job:
+                    msg = (
+                        f"duplicate job name {job.name!r}: defined in module "
+                        f"{owner[job.name]!r} and in module {mod.name!r}"
+                    )
+                    raise ConfigurationError(msg)
+                jobs[job.name] = job
+                owner[job.name] = mod.name
+            for service, factory in mod.services.items():
+                if not callable(factory):
+                    msg = f"module {mod.name!r}: service {service!r} must be a zero-argument factory"
+                    raise ConfigurationError(msg)
+                if service in factories and factories[service] is not factory:
+                    msg = f"service {service!r} is defined twice, the second time in module {mod.name!r}"
+                    raise ConfigurationError(msg)
+                factories[service] = factory
+        self.module = module
+        self.jobs = jobs
+        self.service_factories = factories
+
+    @classmethod
+    def from_module(cls, module: Module) -> JobRegistry:
+        """Check a module tree and index its jobs by name."""
+        if not isinstance(module, Module):
+            msg = f"expected a glasswork Module, got {type(module).__name__}"
+            raise ConfigurationError(msg)
+        return cls(module)
+
+    def get(self, name: str) -> Job[Any] | None:
+        """The job registered under `name`, if any."""
+        return self.jobs.get(name)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.jobs
+
+    def __len__(self) -> int:
+        return len(self.jobs)
