@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import msgspec
 
-from glasswork.errors import ConfigurationError
 from glasswork.core import RetryPolicy, RetrySpec, normalize_retry
+from glasswork.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from glasswork.context import JobContext
@@ -177,7 +177,7 @@ class Module(msgspec.Struct, frozen=True, kw_only=True):
 
         def visit(module: Module) -> Iterator[Module]:
             if any(m is module for m in path):
-                cycle = " -> ".join(m.name for m in [*path[path.index(module):], module])
+                cycle = " -> ".join(m.name for m in [*path[path.index(module) :], module])
                 msg = f"import cycle between modules: {cycle}"
                 raise ConfigurationError(msg)
             if id(module) in done:
@@ -224,10 +224,12 @@ class JobRegistry:
                 owner[job.name] = mod.name
             for service, factory in mod.services.items():
                 if not callable(factory):
-                    msg = f"module {mod.name!r}: service {service!r} must be a zero-argument factory"
+                    msg = (
+                        f"module {mod.name!r}: service {service!r} must be a zero-argument factory"
+                    )
                     raise ConfigurationError(msg)
                 if service in factories and factories[service] is not factory:
-                    msg = f"service {service!r} is defined twice, the second time in module {mod.name!r}"
+                    msg = f"service {service!r} is defined twice, again in module {mod.name!r}"
                     raise ConfigurationError(msg)
                 factories[service] = factory
         self.module = module

@@ -248,7 +248,7 @@ class EnqueueResult(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def encode_message(message: JobMessage) -> bytes:
-    """Encode a message's wire body: `{"jobName", "payload", "jobId", "enqueuedAt", "metadata"?}`."""
+    """Encode a message's wire body: `{"jobName", "payload", "jobId", "enqueuedAt", "metadata"}`."""
     return _encoder.encode(
         _WireOut(
             job_name=message.job_name,
@@ -313,7 +313,9 @@ def build_message(
 # --- the Lambda SQS event -----------------------------------------------------
 
 
-class SQSMessageAttribute(msgspec.Struct, frozen=True, kw_only=True, rename="camel", omit_defaults=True):
+class SQSMessageAttribute(
+    msgspec.Struct, frozen=True, kw_only=True, rename="camel", omit_defaults=True
+):
     """One message attribute as Lambda delivers it (lower camel case)."""
 
     data_type: str = "String"
@@ -323,7 +325,9 @@ class SQSMessageAttribute(msgspec.Struct, frozen=True, kw_only=True, rename="cam
     binary_list_values: list[str] = msgspec.field(default_factory=list)
 
 
-class SQSRecordAttributes(msgspec.Struct, frozen=True, kw_only=True, rename="pascal", omit_defaults=True):
+class SQSRecordAttributes(
+    msgspec.Struct, frozen=True, kw_only=True, rename="pascal", omit_defaults=True
+):
     """A record's system attributes; every value is a string, as Lambda sends them."""
 
     approximate_receive_count: str = "1"
@@ -569,7 +573,9 @@ def _sent_at(record: SQSRecord) -> datetime:
     return _EPOCH
 
 
-def _execution(record: SQSRecord, envelope: JobEnvelope, payload: object, attempt: int) -> JobExecution:
+def _execution(
+    record: SQSRecord, envelope: JobEnvelope, payload: object, attempt: int
+) -> JobExecution:
     enqueued_at = envelope.enqueued_at
     if enqueued_at is None:
         enqueued_at = _sent_at(record)
@@ -586,8 +592,12 @@ def _execution(record: SQSRecord, envelope: JobEnvelope, payload: object, attemp
     )
 
 
-def _poison(record: SQSRecord, registry: JobRegistry, attempt: int, error: Exception) -> RecordResult:
-    failure = MalformedMessageError(f"message {record.message_id}: not a glasswork job message: {error}")
+def _poison(
+    record: SQSRecord, registry: JobRegistry, attempt: int, error: Exception
+) -> RecordResult:
+    failure = MalformedMessageError(
+        f"message {record.message_id}: not a glasswork job message: {error}"
+    )
     failure.__cause__ = error
     outcome = DeadLetter(reason="poison_message", error=failure)
     try:
@@ -638,7 +648,9 @@ def prepare_record(
     try:
         payload = (decoder or _any_decoder).decode(envelope.payload)
     except msgspec.DecodeError as exc:
-        invalid = InvalidJobPayloadError(f"job {job.name!r}: invalid payload: {exc}", job_name=job.name)
+        invalid = InvalidJobPayloadError(
+            f"job {job.name!r}: invalid payload: {exc}", job_name=job.name
+        )
         invalid.__cause__ = exc
         return RecordResult(
             record=record,
@@ -648,7 +660,10 @@ def prepare_record(
             execution=_execution(record, envelope, None, attempt),
         )
     return Runnable(
-        record=record, job=job, execution=_execution(record, envelope, payload, attempt), attempt=attempt
+        record=record,
+        job=job,
+        execution=_execution(record, envelope, payload, attempt),
+        attempt=attempt,
     )
 
 
@@ -679,6 +694,12 @@ def process_record(
         run(prepared)
     except Exception as exc:  # noqa: BLE001  # any handler error is data here
         return prepared.result(
-            decide_retry(exc, attempt=prepared.attempt, policy=prepared.job.retry, jitter=jitter, job_name=prepared.job.name)
+            decide_retry(
+                exc,
+                attempt=prepared.attempt,
+                policy=prepared.job.retry,
+                jitter=jitter,
+                job_name=prepared.job.name,
+            )
         )
     return prepared.result(ACK)

@@ -96,9 +96,7 @@ class RetryExhaustedError(GlassworkError):
     """The job failed on its last allowed attempt; `__cause__` is the last error."""
 
     def __init__(self, *, job_name: str, attempt_number: int, max_attempts: int) -> None:
-        super().__init__(
-            f"job {job_name!r} failed on attempt {attempt_number} of {max_attempts}"
-        )
+        super().__init__(f"job {job_name!r} failed on attempt {attempt_number} of {max_attempts}")
         self.job_name = job_name
         self.attempt_number = attempt_number
         self.max_attempts = max_attempts
@@ -107,7 +105,9 @@ class RetryExhaustedError(GlassworkError):
         return (_rebuild_exhausted, (self.job_name, self.attempt_number, self.max_attempts))
 
 
-def _rebuild_exhausted(job_name: str, attempt_number: int, max_attempts: int) -> RetryExhaustedError:
+def _rebuild_exhausted(
+    job_name: str, attempt_number: int, max_attempts: int
+) -> RetryExhaustedError:
     return RetryExhaustedError(
         job_name=job_name, attempt_number=attempt_number, max_attempts=max_attempts
     )
@@ -177,6 +177,8 @@ class BatchEnqueueError(DriverError):
     ) -> None:
         names = ", ".join(f"{m.job_id} ({e})" for m, e in failed[:5])
         more = f" and {len(failed) - 5} more" if len(failed) > 5 else ""
-        super().__init__(f"{len(failed)} of {len(succeeded) + len(failed)} jobs not enqueued: {names}{more}")
+        super().__init__(
+            f"{len(failed)} of {len(succeeded) + len(failed)} jobs not enqueued: {names}{more}"
+        )
         self.succeeded = list(succeeded)
         self.failed = list(failed)

@@ -1,0 +1,144 @@
+"""What a handler sees besides its payload: `JobContext` and the services."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, Protocol, TypeVar
+
+from glasswork.errors import ConfigurationError
+
+__all__ = ["JobContext", "LambdaContext", "Services"]
+
+T = TypeVar("T")
+
+_job_logger = logging.getLogger("glasswork.job")
+
+
+class LambdaContext(Protocol):
+    """The part of Lambda's context object glasswork uses."""
+
+    def get_remaining_time_in_millis(self) -> int:
+        """Milliseconds left before Lambda stops the invocation."""
+        ...
+
+
+class Services:
+    """The module tree's services, built once per process: `ctx.services.db`.
+
+    Attribute access is dynamic (like `argparse.Namespace`) and so typed `Any`;
+    `get(name, Type)` returns a checked, precisely typed value instead.
+    """
+
+    __slots__ = ("_values",)
+
+    def __init__(self, values: Mapping[str, object]) -> None:
+        object.__setattr__(self, "_values", dict(values))
+
+    def __getattr__(self, name: str) -> Any:  # a dynamic namespace, as argparse.Namespace
+        try:
+            return self._values[name]
+        except KeyError:
+            known = ", ".join(sorted(self._values)) or "none"
+            msg = f"no service named {name!r} (services: {known})"
+            raise AttributeError(msg) from None
+
+    def __setattr__(self, name: str, value: object) -> None:
+        msg = "services are read-only; define them in Module(services=...)"
+        raise AttributeError(msg)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._values
+
+    def __repr__(self) -> str:
+        return f"Services({', '.join(sorted(self._values))})"
+
+    def get(self, name: str, kind: type[T]) -> T:
+        """The service `name`, checked to be a `kind`.
+
+        Raises:
+            ConfigurationError: No such service, or it is not a `kind`.
+        """
+        value = self._values.get(name)
+        if not isinstance(value, kind):
+            found = "missing" if name not in self._values else type(value).__name__
+            msg = f"service {name!r} is {found}, expected {kind.__name__}"
+            raise ConfigurationError(msg)
+        return value
+
+
+class JobContext:
+    """The context of one job attempt, passed to the handler and to hooks.
+
+    Attributes:
+        services: The module tree's services.
+        job_id: The job's id.
+        job_name: The job's name.
+        attempt_number: 1 for the first attempt (SQS's `ApproximateReceiveCount`).
+        enqueued_at: When the job was enqueued (timezone-aware).
+        message_id: The queue's message id.
+        metadata: The string pairs enqueued with the job.
+        lambda_context: Lambda's context object, or `None` outside Lambda.
+    """
+
+    __slots__ = (
+        "_logger",
+        "attempt_number",
+        "enqueued_at",
+        "job_id",
+        "job_name",
+        "lambda_context",
+        "message_id",
+        "metadata",
+        "services",
+    )
+
+    def __init__(
+        self,
+        *,
+        services: Services,
+        job_id: str,
+        job_name: str,
+        attempt_number: int,
+        enqueued_at: datetime,
+        message_id: str = "",
+        metadata: Mapping[str, str] | None = None,
+        lambda_context: LambdaContext | None = None,
+    ) -> None:
+        self.services = services
+        self.job_id = job_id
+        self.job_name = job_name
+        self.attempt_number = attempt_number
+        self.enqueued_at = enqueued_at
+        self.message_id = message_id
+        self.metadata: Mapping[str, str] = metadata if metadata is not None else {}
+        self.lambda_context = lambda_context
+        self._logger: logging.LoggerAdapter[logging.Logger] | None = None
+
+    @property
+    def logger(self) -> logging.LoggerAdapter[logging.Logger]:
+        """A logger whose records carry `job_id`, `job_name`, `attempt` and `message_id`."""
+        if self._logger is None:
+            self._logger = logging.LoggerAdapter(
+                _job_logger,
+                {
+                    "job_id": self.job_id,
+                    "job_name": self.job_name,
+                    "attempt": self.attempt_number,
+                    "message_id": self.message_id,
+                },
+            )
+        return self._logger
+
+    def remaining_time_ms(self) -> int | None:
+        """Milliseconds of Lambda time left, or `None` outside Lambda."""
+        if self.lambda_context is None:
+            return None
+        return self.lambda_context.get_remaining_time_in_millis()
+
+    def __repr__(self) -> str:
+        return (
+            f"JobContext(job_name={self.job_name!r}, job_id={self.job_id!r}, "
+            f"attempt_number={self.attempt_number})"
+        )

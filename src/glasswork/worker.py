@@ -1,0 +1,848 @@
+"""The worker shell: turns Lambda events into job runs and performs the decisions.
+
+`bootstrap_worker` checks a module tree, builds its services and returns a
+`Worker`, a plain Lambda handler. For an SQS batch it runs every record as its
+own job (`process_record`'s pipeline), dead-letters and changes visibility
+through the driver, fires hooks and returns a partial batch response. It never
+raises for an SQS batch. Other invocations (an EventBridge schedule) run one
+job and raise on failure.
+
+A `Worker` keeps no per-batch state: a warm Lambda cannot leak one batch into
+the next.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import random
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, Final, Literal, TypeAlias, cast, assert_never
+
+import msgspec
+
+from glasswork._jobs import Job, JobRegistry, Module
+from glasswork.context import JobContext, LambdaContext, Services
+from glasswork.core import (
+    ACK,
+    Ack,
+    DeadLetter,
+    Defer,
+    Discard,
+    Duration,
+    JobExecution,
+    Outcome,
+    RecordResult,
+    Retry,
+    Runnable,
+    SQSEvent,
+    SQSRecord,
+    decide_retry,
+    prepare_record,
+    to_seconds,
+)
+from glasswork.drivers.base import DeadLetterInfo, VisibilityChange, WorkerDriver
+from glasswork.errors import (
+    ConfigurationError,
+    GlassworkError,
+    InvalidEventError,
+    InvalidJobPayloadError,
+    ServiceError,
+    UnknownJobError,
+)
+
+__all__ = ["BatchReport", "Disposition", "Settled", "Worker", "WorkerHooks", "bootstrap_worker"]
+
+_log: Final = logging.getLogger("glasswork.worker")
+
+StartHook: TypeAlias = Callable[[JobExecution, JobContext], object | Awaitable[object]]
+ErrorHook: TypeAlias = Callable[
+    [JobExecution, JobContext, BaseException], object | Awaitable[object]
+]
+Disposition: TypeAlias = Literal["succeeded", "failed", "dead_lettered", "discarded"]
+
+
+class WorkerHooks(msgspec.Struct, frozen=True, kw_only=True):
+    """Lifecycle hooks; each may be a `def` or an `async def`.
+
+    A hook that raises is logged and changes nothing: the record's outcome
+    stays what the job decided.
+
+    Attributes:
+        on_job_start: Before the handler runs.
+        on_job_complete: After the handler returned.
+        on_job_failed: After the handler raised, or its payload was invalid.
+        on_job_dead_letter: After the message reached the dead-letter queue.
+    """
+
+    on_job_start: StartHook | None = None
+    on_job_complete: StartHook | None = None
+    on_job_failed: ErrorHook | None = None
+    on_job_dead_letter: ErrorHook | None = None
+
+    def any_async(self) -> bool:
+        """Whether any hook is an `async def`."""
+        hooks = (
+            self.on_job_start,
+            self.on_job_complete,
+            self.on_job_failed,
+            self.on_job_dead_letter,
+        )
+        return any(inspect.iscoroutinefunction(h) for h in hooks if h is not None)
+
+
+class Settled(msgspec.Struct, frozen=True, kw_only=True):
+    """How one record of a batch ended, after the shell acted on its outcome.
+
+    Attributes:
+        result: The pure pipeline's result.
+        disposition: `succeeded`, `failed` (reported in `batchItemFailures`),
+            `dead_lettered` (the DLQ send succeeded) or `discarded`.
+        duration: Seconds the handler ran (0 when it did not run).
+    """
+
+    result: RecordResult
+    disposition: Disposition
+    duration: float = 0.0
+
+    @property
+    def message_id(self) -> str:
+        """The record's SQS message id."""
+        return self.result.record.message_id
+
+
+class BatchReport(msgspec.Struct, frozen=True, kw_only=True):
+    """Every record of an SQS batch, each settled exactly once, in input order."""
+
+    settled: list[Settled]
+    unreadable: list[str] = msgspec.field(default_factory=list)
+
+    @property
+    def failed_ids(self) -> list[str]:
+        """Message ids to report in `batchItemFailures`, in input order."""
+        return [s.message_id for s in self.settled if s.disposition == "failed"] + self.unreadable
+
+    def response(self) -> dict[str, list[dict[str, str]]]:
+        """The Lambda partial batch response."""
+        return {"batchItemFailures": [{"itemIdentifier": i} for i in self.failed_ids]}
+
+    def ids(self, disposition: Disposition) -> list[str]:
+        """Message ids that ended with `disposition`."""
+        return [s.message_id for s in self.settled if s.disposition == disposition]
+
+
+_DEFER_GROUP: Final = Defer(reason="fifo_group_blocked")
+_DEFER_TIME: Final = Defer(reason="time_budget")
+
+
+def _error_text(error: BaseException) -> str:
+    text = f"{error}"
+    cause = error.__cause__
+    if cause is not None:
+        text = f"{text} (caused by {type(cause).__name__}: {cause})"
+    return text[:1000]
+
+
+class Worker:
+    """A Lambda handler for a module tree; call it as `worker(event, context)`.
+
+    Made by `bootstrap_worker`. Attributes are read-only configuration; the
+    only state kept between invocations is per process (services, the event
+    loop for async jobs, the default driver).
+    """
+
+    def __init__(
+        self,
+        *,
+        registry: JobRegistry,
+        services: Services,
+        hooks: WorkerHooks,
+        driver: WorkerDriver | None,
+        max_concurrency: int,
+        time_margin_ms: int,
+        jitter: Callable[[], float],
+        logger: logging.Logger,
+    ) -> None:
+        self.registry = registry
+        self.services = services
+        self.hooks = hooks
+        self.max_concurrency = max_concurrency
+        self.time_margin_ms = time_margin_ms
+        self._driver = driver
+        self._jitter = jitter
+        self._log = logger
+        self._use_loop = hooks.any_async() or any(j.is_async for j in registry.jobs.values())
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._checked_sources: set[str] = set()
+
+    # --- entry point ----------------------------------------------------------
+
+    def __call__(self, event: Mapping[str, object], context: object = None) -> dict[str, object]:
+        """Handle a Lambda invocation.
+
+        Args:
+            event: An SQS event, or `{"jobName", "payload"}` (top level or
+                under EventBridge's `detail`; `detail.name` also works).
+            context: Lambda's context object, or `None`.
+
+        Returns:
+            For SQS: `{"batchItemFailures": [...]}`. Otherwise a summary of the run.
+
+        Raises:
+            InvalidEventError: The event is neither an SQS batch nor a job invocation.
+            Exception: Whatever a directly invoked job raised (so Lambda retries it).
+        """
+        if isinstance(event, Mapping) and "Records" in event:
+            return dict(self.process_batch(event, context).response())
+        return self.run_direct(event, context)
+
+    # --- SQS batches ----------------------------------------------------------
+
+    def process_batch(self, event: Mapping[str, object], context: object = None) -> BatchReport:
+        """Run an SQS event's records and settle each one; never raises for an SQS batch.
+
+        Raises:
+            InvalidEventError: `Records` is not a list of SQS records (another
+                event source); nothing has run.
+        """
+        records, unreadable = self._decode_records(event)
+        self._check_sources(records)
+        lambda_context = _lambda_context(context)
+        if self._use_loop:
+            settled = self._event_loop().run_until_complete(
+                self._run_async(records, lambda_context)
+            )
+        else:
+            settled = self._run_sync(records, lambda_context)
+        self._apply_visibility(settled)
+        return BatchReport(settled=settled, unreadable=unreadable)
+
+    def _decode_records(self, event: Mapping[str, object]) -> tuple[list[SQSRecord], list[str]]:
+        raw = event.get("Records")
+        if not isinstance(raw, list):
+            msg = f"expected an SQS event whose 'Records' is a list, got {type(raw).__name__}"
+            raise InvalidEventError(msg)
+        for index, item in enumerate(raw):
+            source = item.get("eventSource", "aws:sqs") if isinstance(item, dict) else "aws:sqs"
+            if source != "aws:sqs":
+                msg = f"expected an SQS event, but record {index} has eventSource {source!r}"
+                raise InvalidEventError(msg)
+        try:
+            return msgspec.convert(event, SQSEvent).records, []
+        except msgspec.ValidationError:
+            pass
+        records: list[SQSRecord] = []
+        unreadable: list[str] = []
+        seen: set[str] = set()
+        for index, item in enumerate(raw):
+            try:
+                records.append(msgspec.convert(item, SQSRecord))
+                seen.add(records[-1].message_id)
+            except msgspec.ValidationError as exc:
+                message_id = item.get("messageId") if isinstance(item, dict) else None
+                if isinstance(message_id, str) and message_id and message_id not in seen:
+                    seen.add(message_id)
+                    unreadable.append(message_id)
+                    self._log.error(
+                        "record %s (%s) is not a valid SQS record, reported failed: %s",
+                        index,
+                        message_id,
+                        exc,
+                        extra={"message_id": message_id, "outcome": "failed"},
+                    )
+                else:
+                    self._log.error(
+                        "record %d has no usable messageId and is skipped: %s", index, exc
+                    )
+        return records, unreadable
+
+    def _check_sources(self, records: Sequence[SQSRecord]) -> None:
+        check = getattr(self._driver, "check_redrive", None)
+        if check is None or not records:
+            return
+        for record in records:
+            arn = record.event_source_arn
+            if arn in self._checked_sources:
+                continue
+            self._checked_sources.add(arn)
+            longest = max((j.retry.max_attempts for j in self.registry.jobs.values()), default=1)
+            try:
+                warning = check(arn, longest)
+            except Exception as exc:  # noqa: BLE001  # a failed check must not fail the batch
+                self._log.debug("could not check the redrive policy of %s: %s", arn, exc)
+                continue
+            if warning:
+                self._log.warning("%s", warning)
+
+    def _out_of_time(self, lambda_context: LambdaContext | None) -> bool:
+        if lambda_context is None:
+            return False
+        return lambda_context.get_remaining_time_in_millis() < self.time_margin_ms
+
+    def _run_sync(
+        self, records: Sequence[SQSRecord], lambda_context: LambdaContext | None
+    ) -> list[Settled]:
+        blocked: set[str] = set()
+        settled: list[Settled] = []
+        for record in records:
+            group = record.attributes.message_group_id
+            if group is not None and group in blocked:
+                item = Settled(
+                    result=RecordResult(record=record, outcome=_DEFER_GROUP, attempt=0),
+                    disposition="failed",
+                )
+            elif self._out_of_time(lambda_context):
+                item = Settled(
+                    result=RecordResult(record=record, outcome=_DEFER_TIME, attempt=0),
+                    disposition="failed",
+                )
+            else:
+                item = self._process_sync(record, lambda_context)
+            if group is not None and item.disposition == "failed":
+                blocked.add(group)
+            self._log_settled(item)
+            settled.append(item)
+        return settled
+
+    def _process_sync(self, record: SQSRecord, lambda_context: LambdaContext | None) -> Settled:
+        prepared = prepare_record(record, self.registry)
+        if isinstance(prepared, RecordResult):
+            if self.hooks.on_job_failed is not None and _invalid_payload(prepared):
+                ctx = self._context(prepared, lambda_context)
+                self._call_sync(
+                    self.hooks.on_job_failed, prepared.execution, ctx, _error_of(prepared.outcome)
+                )
+                return self._settle_sync(prepared, lambda_context, 0.0, ctx)
+            return self._settle_sync(prepared, lambda_context, 0.0)
+        ctx = self._context(prepared, lambda_context)
+        execution = prepared.execution
+        if self.hooks.on_job_start is not None:
+            self._call_sync(self.hooks.on_job_start, execution, ctx)
+        started = time.perf_counter()
+        try:
+            prepared.job.handler(execution.payload, ctx)
+        except Exception as exc:  # noqa: BLE001  # every handler error becomes a decision
+            duration = time.perf_counter() - started
+            result = prepared.result(
+                decide_retry(
+                    exc,
+                    attempt=prepared.attempt,
+                    policy=prepared.job.retry,
+                    jitter=self._jitter(),
+                    job_name=prepared.job.name,
+                )
+            )
+            if self.hooks.on_job_failed is not None:
+                self._call_sync(self.hooks.on_job_failed, execution, ctx, exc)
+            return self._settle_sync(result, lambda_context, duration, ctx)
+        duration = time.perf_counter() - started
+        if self.hooks.on_job_complete is not None:
+            self._call_sync(self.hooks.on_job_complete, execution, ctx)
+        return Settled(result=prepared.result(ACK), disposition="succeeded", duration=duration)
+
+    def _settle_sync(
+        self,
+        result: RecordResult,
+        lambda_context: LambdaContext | None,
+        duration: float,
+        ctx: JobContext | None = None,
+    ) -> Settled:
+        outcome = result.outcome
+        disposition = self._disposition(result)
+        if (
+            disposition == "dead_lettered"
+            and isinstance(outcome, DeadLetter)
+            and result.execution is not None
+            and self.hooks.on_job_dead_letter is not None
+        ):
+            self._call_sync(
+                self.hooks.on_job_dead_letter,
+                result.execution,
+                ctx or self._context(result, lambda_context),
+                outcome.error,
+            )
+        return Settled(result=result, disposition=disposition, duration=duration)
+
+    async def _run_async(
+        self, records: Sequence[SQSRecord], lambda_context: LambdaContext | None
+    ) -> list[Settled]:
+        semaphore = asyncio.Semaphore(self.max_concurrency)
+        settled: list[Settled | None] = [None] * len(records)
+        lanes: dict[str, list[int]] = {}
+        for index, record in enumerate(records):
+            group = record.attributes.message_group_id
+            lanes.setdefault(group if group is not None else f"\0{index}", []).append(index)
+
+        async def run_lane(indexes: list[int]) -> None:
+            blocked = False
+            for index in indexes:
+                record = records[index]
+                if blocked:
+                    item = Settled(
+                        result=RecordResult(record=record, outcome=_DEFER_GROUP, attempt=0),
+                        disposition="failed",
+                    )
+                else:
+                    async with semaphore:
+                        if self._out_of_time(lambda_context):
+                            item = Settled(
+                                result=RecordResult(record=record, outcome=_DEFER_TIME, attempt=0),
+                                disposition="failed",
+                            )
+                        else:
+                            item = await self._process_async(record, lambda_context)
+                blocked = blocked or (
+                    record.attributes.message_group_id is not None and item.disposition == "failed"
+                )
+                self._log_settled(item)
+                settled[index] = item
+
+        await asyncio.gather(*(run_lane(indexes) for indexes in lanes.values()))
+        return [s for s in settled if s is not None]
+
+    async def _process_async(
+        self, record: SQSRecord, lambda_context: LambdaContext | None
+    ) -> Settled:
+        prepared = prepare_record(record, self.registry)
+        if isinstance(prepared, RecordResult):
+            if self.hooks.on_job_failed is not None and _invalid_payload(prepared):
+                ctx = self._context(prepared, lambda_context)
+                await self._hook_async(
+                    self.hooks.on_job_failed, prepared.execution, ctx, _error_of(prepared.outcome)
+                )
+                return await self._settle_async(prepared, lambda_context, 0.0, ctx)
+            return await self._settle_async(prepared, lambda_context, 0.0)
+        ctx = self._context(prepared, lambda_context)
+        execution = prepared.execution
+        await self._hook_async(self.hooks.on_job_start, execution, ctx)
+        started = time.perf_counter()
+        try:
+            returned = prepared.job.handler(execution.payload, ctx)
+            if inspect.isawaitable(returned):
+                await returned
+        except Exception as exc:  # noqa: BLE001  # every handler error becomes a decision
+            duration = time.perf_counter() - started
+            result = prepared.result(
+                decide_retry(
+                    exc,
+                    attempt=prepared.attempt,
+                    policy=prepared.job.retry,
+                    jitter=self._jitter(),
+                    job_name=prepared.job.name,
+                )
+            )
+            await self._hook_async(self.hooks.on_job_failed, execution, ctx, exc)
+            return await self._settle_async(result, lambda_context, duration, ctx)
+        duration = time.perf_counter() - started
+        await self._hook_async(self.hooks.on_job_complete, execution, ctx)
+        return Settled(result=prepared.result(ACK), disposition="succeeded", duration=duration)
+
+    async def _settle_async(
+        self,
+        result: RecordResult,
+        lambda_context: LambdaContext | None,
+        duration: float,
+        ctx: JobContext | None = None,
+    ) -> Settled:
+        outcome = result.outcome
+        disposition = self._disposition(result)
+        if (
+            disposition == "dead_lettered"
+            and isinstance(outcome, DeadLetter)
+            and result.execution is not None
+        ):
+            await self._hook_async(
+                self.hooks.on_job_dead_letter,
+                result.execution,
+                ctx or self._context(result, lambda_context),
+                outcome.error,
+            )
+        return Settled(result=result, disposition=disposition, duration=duration)
+
+    def _disposition(self, result: RecordResult) -> Disposition:
+        """Perform a dead-letter decision; map every outcome to how the record ends."""
+        outcome = result.outcome
+        match outcome:
+            case Ack():
+                return "succeeded"
+            case Retry() | Defer():
+                return "failed"
+            case Discard():
+                return "discarded"
+            case DeadLetter():
+                return "dead_lettered" if self._send_dead_letter(result, outcome) else "failed"
+            case _:
+                assert_never(outcome)
+
+    def _send_dead_letter(self, result: RecordResult, outcome: DeadLetter) -> bool:
+        record = result.record
+        execution = result.execution
+        info = DeadLetterInfo(
+            reason=outcome.reason,
+            error_type=type(outcome.error).__name__,
+            error_message=_error_text(outcome.error),
+            attempt=result.attempt,
+            source_queue=record.event_source_arn,
+            job_name=execution.job_name if execution is not None else None,
+            job_id=execution.job_id if execution is not None else None,
+        )
+        driver = self.driver
+        if driver is None:
+            self._log.error(
+                "message %s: no driver to dead-letter it (%s); reported failed so SQS redrives it",
+                record.message_id,
+                outcome.reason,
+                extra={"message_id": record.message_id, "outcome": "failed"},
+            )
+            return False
+        try:
+            driver.dead_letter(record, info)
+        except Exception as exc:  # noqa: BLE001  # a failed DLQ send must never lose the message
+            self._log.error(
+                "message %s: dead-letter send failed, reported failed instead: %s",
+                record.message_id,
+                exc,
+                extra={"message_id": record.message_id, "outcome": "failed"},
+            )
+            return False
+        return True
+
+    def _apply_visibility(self, settled: Sequence[Settled]) -> None:
+        changes = [
+            VisibilityChange(
+                message_id=s.result.record.message_id,
+                receipt_handle=s.result.record.receipt_handle,
+                seconds=s.result.outcome.delay,
+                source_queue=s.result.record.event_source_arn,
+            )
+            for s in settled
+            if isinstance(s.result.outcome, Retry) and s.result.outcome.delay is not None
+        ]
+        if not changes:
+            return
+        driver = self.driver
+        if driver is None:
+            self._log.warning(
+                "no driver to apply backoff to %d records; the queue's visibility timeout applies",
+                len(changes),
+            )
+            return
+        try:
+            driver.change_visibility(changes)
+        except Exception as exc:  # noqa: BLE001  # the records stay reported failed either way
+            self._log.warning("could not change visibility of %d records: %s", len(changes), exc)
+
+    @property
+    def driver(self) -> WorkerDriver | None:
+        """The worker-side driver; on Lambda without one, an `SQSQueueDriver` made on first use."""
+        if self._driver is None:
+            self._driver = _default_driver(self._log)
+        return self._driver
+
+    # --- helpers --------------------------------------------------------------
+
+    def _context(
+        self, prepared: Runnable | RecordResult, lambda_context: LambdaContext | None
+    ) -> JobContext:
+        execution = prepared.execution
+        assert execution is not None
+        return JobContext(
+            services=self.services,
+            job_id=execution.job_id,
+            job_name=execution.job_name,
+            attempt_number=execution.attempt_number,
+            enqueued_at=execution.enqueued_at,
+            message_id=execution.message_id,
+            metadata=execution.metadata,
+            lambda_context=lambda_context,
+        )
+
+    def _call_sync(self, hook: Callable[..., object], *args: object) -> None:
+        try:
+            returned = hook(*args)
+            if inspect.isawaitable(returned):
+                self._event_loop().run_until_complete(_awaited(returned))
+        except Exception:  # noqa: BLE001  # a hook never changes an outcome; logged
+            self._log.exception(
+                "hook %s raised; the outcome is unchanged", getattr(hook, "__name__", hook)
+            )
+
+    async def _hook_async(self, hook: Callable[..., object] | None, *args: object) -> None:
+        if hook is None:
+            return
+        try:
+            returned = hook(*args)
+            if inspect.isawaitable(returned):
+                await returned
+        except Exception:  # noqa: BLE001  # a hook never changes an outcome; logged
+            self._log.exception(
+                "hook %s raised; the outcome is unchanged", getattr(hook, "__name__", hook)
+            )
+
+    def _event_loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None or self._loop.is_closed():
+            self._loop = asyncio.new_event_loop()
+        return self._loop
+
+    def _log_settled(self, item: Settled) -> None:
+        disposition = item.disposition
+        level = _LEVELS[disposition]
+        if not self._log.isEnabledFor(level):
+            return
+        result = item.result
+        outcome = result.outcome
+        execution = result.execution
+        fields: dict[str, object] = {
+            "message_id": result.record.message_id,
+            "job_name": execution.job_name if execution is not None else None,
+            "job_id": execution.job_id if execution is not None else None,
+            "attempt": result.attempt,
+            "outcome": disposition,
+            "duration_ms": round(item.duration * 1000, 3),
+        }
+        detail = ""
+        match outcome:
+            case Retry(delay=delay, error=error):
+                fields["retry_in"] = delay
+                fields["error"] = f"{type(error).__name__}: {error}"
+                when = "the visibility timeout" if delay is None else f"{delay}s"
+                detail = f" ({type(error).__name__}: {error}; retry in {when})"
+            case DeadLetter(reason=reason, error=error) | Discard(reason=reason, error=error):
+                fields["reason"] = reason
+                fields["error"] = f"{type(error).__name__}: {_error_text(error)}"
+                detail = f" ({reason}: {type(error).__name__}: {_error_text(error)})"
+            case Defer(reason=reason):
+                fields["reason"] = reason
+                detail = f" ({reason})"
+            case _:
+                pass
+        if disposition == "failed" and isinstance(outcome, DeadLetter):
+            detail += " [dead-letter send failed]"
+        name = fields["job_name"] or "?"
+        self._log.log(
+            level,
+            "job %s %s message %s attempt %d%s",
+            name,
+            disposition,
+            result.record.message_id,
+            result.attempt,
+            detail,
+            extra=fields,
+        )
+
+    # --- direct invocations ---------------------------------------------------
+
+    def run_direct(self, event: object, context: object = None) -> dict[str, object]:
+        """Run the job an EventBridge (or direct) invocation names, once.
+
+        Raises:
+            InvalidEventError: The event names no job.
+            UnknownJobError: The job is not registered.
+            InvalidJobPayloadError: The payload does not fit the job's type.
+            Exception: Whatever the job raised, so Lambda's async retries apply.
+        """
+        name, payload, event_id, at = _direct_call(event)
+        job = self.registry.get(name)
+        if job is None:
+            raise UnknownJobError(name, known=list(self.registry.jobs))
+        value = _convert_direct(job, payload)
+        lambda_context = _lambda_context(context)
+        execution = JobExecution(
+            job_id=event_id or str(uuid.uuid4()),
+            job_name=name,
+            payload=value,
+            attempt_number=1,
+            enqueued_at=at or datetime.now(UTC),
+            metadata={},
+            message_id=event_id or "",
+        )
+        ctx = JobContext(
+            services=self.services,
+            job_id=execution.job_id,
+            job_name=name,
+            attempt_number=1,
+            enqueued_at=execution.enqueued_at,
+            message_id=execution.message_id,
+            lambda_context=lambda_context,
+        )
+        loop_needed = self._use_loop
+        runner = self._event_loop().run_until_complete if loop_needed else None
+        if self.hooks.on_job_start is not None:
+            self._call_sync(self.hooks.on_job_start, execution, ctx)
+        try:
+            returned = job.handler(value, ctx)
+            if inspect.isawaitable(returned):
+                (runner or self._event_loop().run_until_complete)(_awaited(returned))
+        except Exception as exc:
+            if self.hooks.on_job_failed is not None:
+                self._call_sync(self.hooks.on_job_failed, execution, ctx, exc)
+            self._log.error(
+                "job %s failed on a direct invocation: %s",
+                name,
+                exc,
+                extra={"job_name": name, "job_id": execution.job_id, "outcome": "failed"},
+            )
+            raise
+        if self.hooks.on_job_complete is not None:
+            self._call_sync(self.hooks.on_job_complete, execution, ctx)
+        return {"jobName": name, "jobId": execution.job_id, "status": "succeeded"}
+
+
+_LEVELS: Final[dict[Disposition, int]] = {
+    "succeeded": logging.DEBUG,
+    "failed": logging.INFO,
+    "discarded": logging.WARNING,
+    "dead_lettered": logging.ERROR,
+}
+
+
+def _lambda_context(context: object) -> LambdaContext | None:
+    if callable(getattr(context, "get_remaining_time_in_millis", None)):
+        return cast("LambdaContext", context)
+    return None
+
+
+def _invalid_payload(result: RecordResult) -> bool:
+    outcome = result.outcome
+    return (
+        result.execution is not None
+        and isinstance(outcome, DeadLetter | Discard)
+        and outcome.reason == "invalid_payload"
+    )
+
+
+def _error_of(outcome: Outcome) -> BaseException:
+    match outcome:
+        case Retry(error=error) | DeadLetter(error=error) | Discard(error=error):
+            return error
+        case Defer(reason=reason):
+            return GlassworkError(reason)
+        case _:
+            return GlassworkError("succeeded")
+
+
+async def _awaited(awaitable: Awaitable[object]) -> object:
+    return await awaitable
+
+
+def _direct_call(event: object) -> tuple[str, object, str | None, datetime | None]:
+    expected = (
+        "expected an SQS event ({'Records': [...]}) or a job invocation "
+        "({'jobName': ..., 'payload': ...}, also under EventBridge's 'detail')"
+    )
+    if not isinstance(event, Mapping):
+        msg = f"{expected}, got {type(event).__name__}"
+        raise InvalidEventError(msg)
+    source: Mapping[str, object] = event
+    name = event.get("jobName")
+    if name is None and isinstance(event.get("detail"), Mapping):
+        source = event["detail"]
+        name = source.get("jobName", source.get("name"))
+    if not isinstance(name, str) or not name:
+        keys = ", ".join(sorted(str(k) for k in event)) or "none"
+        msg = f"{expected}; this event has keys: {keys}"
+        raise InvalidEventError(msg)
+    event_id = event.get("id")
+    at = None
+    when = event.get("time")
+    if isinstance(when, str):
+        try:
+            at = datetime.fromisoformat(when)
+        except ValueError:
+            at = None
+        if at is not None and at.tzinfo is None:
+            at = at.replace(tzinfo=UTC)
+    return name, source.get("payload"), event_id if isinstance(event_id, str) else None, at
+
+
+def _convert_direct(job: Job[Any], payload: object) -> object:
+    if job.decoder is None:
+        return payload
+    try:
+        return job.decoder.decode(msgspec.json.encode(payload))
+    except (msgspec.DecodeError, msgspec.EncodeError, TypeError) as exc:
+        msg = f"job {job.name!r}: invalid payload: {exc}"
+        raise InvalidJobPayloadError(msg, job_name=job.name) from exc
+
+
+def _default_driver(log: logging.Logger) -> WorkerDriver | None:
+    try:
+        from glasswork.drivers.sqs import (  # noqa: PLC0415  # boto3 only when needed
+            SQSQueueDriver,
+        )
+    except ImportError as exc:
+        log.error(
+            "no worker driver given and the SQS driver cannot load (%s); install glasswork[sqs]",
+            exc,
+        )
+        return None
+    return SQSQueueDriver()
+
+
+def _build_services(registry: JobRegistry) -> Services:
+    values: dict[str, object] = {}
+    for name, factory in registry.service_factories.items():
+        try:
+            values[name] = factory()
+        except Exception as exc:
+            msg = f"service {name!r} failed to start: {type(exc).__name__}: {exc}"
+            raise ServiceError(msg) from exc
+    return Services(values)
+
+
+def bootstrap_worker(
+    *,
+    module: Module,
+    hooks: WorkerHooks | None = None,
+    driver: WorkerDriver | None = None,
+    max_concurrency: int = 10,
+    time_margin: Duration = 1.0,
+    jitter: Callable[[], float] = random.random,
+    logger: logging.Logger | None = None,
+) -> Worker:
+    """Check a module tree, start its services and return the Lambda handler.
+
+    Call it at module level of your handler file so the work happens once per
+    cold start: `handler = bootstrap_worker(module=app)`.
+
+    Args:
+        module: The root of the module tree.
+        hooks: Lifecycle hooks.
+        driver: The worker-side driver (dead-letter, visibility). `None` makes
+            an `SQSQueueDriver` on first need (requires the `sqs` extra).
+        max_concurrency: How many `async def` jobs of one batch run at once;
+            records of one FIFO message group always run in order.
+        time_margin: Do not start a record with less Lambda time than this left
+            (seconds or `timedelta`); it is reported failed instead.
+        jitter: Draws the full-jitter factor in `[0, 1]` for backoff.
+        logger: Where outcomes are logged (default `glasswork.worker`).
+
+    Returns:
+        The handler: `handler(event, context) -> dict`.
+
+    Raises:
+        ConfigurationError: A duplicate job name, an import cycle or a bad option.
+        ServiceError: A service factory raised.
+    """
+    if max_concurrency < 1:
+        msg = f"max_concurrency must be >= 1, got {max_concurrency}"
+        raise ConfigurationError(msg)
+    margin = to_seconds(time_margin)
+    if margin < 0:
+        msg = f"time_margin must be >= 0, got {time_margin!r}"
+        raise ConfigurationError(msg)
+    registry = JobRegistry.from_module(module)
+    return Worker(
+        registry=registry,
+        services=_build_services(registry),
+        hooks=hooks or WorkerHooks(),
+        driver=driver,
+        max_concurrency=max_concurrency,
+        time_margin_ms=int(margin * 1000),
+        jitter=jitter,
+        logger=logger or _log,
+    )
