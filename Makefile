@@ -1,0 +1,45 @@
+# make demo: run the example app on the embedded SQLite queue.
+# make test: lint, type-check and test, starting the services the tests need.
+# Both bootstrap .venv from nothing (Python 3.11, make and git are all they need).
+
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: demo test lint typecheck typing pytest bench clean
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "make: $(PYTHON) not found; set PYTHON=python3.11 or newer" >&2; exit 2; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python examples/demo.py
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests examples bench
+	$(BIN)/ruff format --check src tests examples bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+# The typing usage file, checked against the built wheel in a venv of its own.
+typing: $(STAMP)
+	bash scripts/check-typing.sh
+
+pytest: $(STAMP)
+	bash scripts/with-services.sh $(BIN)/pytest -q
+
+test: lint typecheck typing
+	@if [ -f examples/sam/template.yaml ]; then $(BIN)/cfn-lint examples/sam/template.yaml; fi
+	bash scripts/with-services.sh $(BIN)/pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	bash scripts/with-services.sh $(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) .venv-typing dist .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -1,0 +1,72 @@
+"""A user's code: must pass `mypy --strict` against the installed wheel."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import msgspec
+
+from glasswork import (
+    Backoff,
+    EnqueueResult,
+    Job,
+    JobContext,
+    JobExecution,
+    JobService,
+    MockQueueDriver,
+    Module,
+    RetryPolicy,
+    TransientJobError,
+    WorkerHooks,
+    bootstrap_worker,
+    define_job,
+    define_periodic_job,
+)
+
+
+class Order(msgspec.Struct, frozen=True):
+    order_id: int
+    email: str
+
+
+def send_receipt(payload: Order, ctx: JobContext) -> None:
+    ctx.logger.info("receipt for %s (attempt %d)", payload.order_id, ctx.attempt_number)
+    if ctx.attempt_number < 2:
+        raise TransientJobError("mail server busy", retry_after=timedelta(seconds=30))
+
+
+async def refresh_cache(payload: dict[str, int], ctx: JobContext) -> None:
+    assert ctx.enqueued_at.tzinfo is not None
+
+
+def nightly(payload: None, ctx: JobContext) -> None:
+    pass
+
+
+receipts: Job[Order] = define_job(
+    name="send_receipt",
+    handler=send_receipt,
+    payload=Order,
+    retry=RetryPolicy(max_attempts=5, backoff=Backoff(base=timedelta(seconds=2), max=600)),
+    unique=lambda order: f"receipt-{order.order_id}",
+)
+cache: Job[dict[str, int]] = define_job(name="refresh_cache", handler=refresh_cache, payload=dict[str, int], retry=3)
+periodic: Job[None] = define_periodic_job(name="nightly", handler=nightly, schedule="cron(0 3 * * ? *)")
+
+
+def on_failed(job: JobExecution, ctx: JobContext, error: BaseException) -> None:
+    print(job.job_name, job.attempt_number, error)
+
+
+app = Module(name="app", jobs=[receipts, cache, periodic], services={"started": lambda: datetime.now(UTC)})
+handler = bootstrap_worker(module=app, hooks=WorkerHooks(on_job_failed=on_failed), driver=MockQueueDriver())
+response: dict[str, object] = handler({"Records": []}, None)
+
+driver = MockQueueDriver()
+service = JobService(driver, default_queue="jobs")
+result: EnqueueResult = service.enqueue(receipts, Order(order_id=1, email="a@example.com"))
+later: EnqueueResult = service.enqueue_in(receipts, Order(order_id=2, email="b@example.com"), timedelta(minutes=5))
+at: EnqueueResult = service.enqueue_at(cache, {"a": 1}, datetime(2030, 1, 1, tzinfo=UTC))
+batch: list[EnqueueResult] = service.enqueue_batch([(cache, {"a": 1}), (cache, {"b": 2})])
+names: list[str] = [job.name for job in driver.jobs]
+job_id: str = result.job_id

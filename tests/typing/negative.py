@@ -1,0 +1,26 @@
+"""Each line marked with an E comment must be a mypy error against the installed wheel."""
+
+from __future__ import annotations
+
+import msgspec
+
+from glasswork import JobContext, JobService, MockQueueDriver, Module, define_job
+
+
+class Order(msgspec.Struct):
+    order_id: int
+
+
+def handle(payload: Order, ctx: JobContext) -> None:
+    pass
+
+
+orders = define_job(name="orders", handler=handle, payload=Order)
+service = JobService(MockQueueDriver())
+
+service.enqueue(orders, {"order_id": 1})  # E: a dict is not an Order
+service.enqueue(orders, "order 1")  # E: a str is not an Order
+service.enqueue_in(orders, Order(order_id=1), "soon")  # E: a delay is seconds or a timedelta
+define_job(name="bad", handler=handle, payload=str)  # E: the handler takes an Order, not a str
+Module(name="m", jobs=orders)  # E: jobs is a sequence of jobs
+service.enqueue(orders, Order(order_id=1)).message_idd  # E: no such attribute
