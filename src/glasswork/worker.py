@@ -17,11 +17,12 @@ import asyncio
 import inspect
 import logging
 import random
+import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Final, Literal, TypeAlias, cast, assert_never
+from typing import Any, Final, Literal, TypeAlias, assert_never, cast
 
 import msgspec
 
@@ -60,9 +61,7 @@ __all__ = ["BatchReport", "Disposition", "Settled", "Worker", "WorkerHooks", "bo
 _log: Final = logging.getLogger("glasswork.worker")
 
 StartHook: TypeAlias = Callable[[JobExecution, JobContext], object | Awaitable[object]]
-ErrorHook: TypeAlias = Callable[
-    [JobExecution, JobContext, BaseException], object | Awaitable[object]
-]
+ErrorHook: TypeAlias = Callable[[JobExecution, JobContext, BaseException], object | Awaitable[object]]
 Disposition: TypeAlias = Literal["succeeded", "failed", "dead_lettered", "discarded"]
 
 
@@ -151,8 +150,8 @@ class Worker:
     """A Lambda handler for a module tree; call it as `worker(event, context)`.
 
     Made by `bootstrap_worker`. Attributes are read-only configuration; the
-    only state kept between invocations is per process (services, the event
-    loop for async jobs, the default driver).
+    only state kept between invocations is per process (services, the default
+    driver) or per thread (the event loop for async jobs).
     """
 
     def __init__(
@@ -176,7 +175,6 @@ class Worker:
         self._jitter = jitter
         self._log = logger
         self._use_loop = hooks.any_async() or any(j.is_async for j in registry.jobs.values())
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._checked_sources: set[str] = set()
 
     # --- entry point ----------------------------------------------------------
@@ -213,9 +211,7 @@ class Worker:
         self._check_sources(records)
         lambda_context = _lambda_context(context)
         if self._use_loop:
-            settled = self._event_loop().run_until_complete(
-                self._run_async(records, lambda_context)
-            )
+            settled = self._event_loop().run_until_complete(self._run_async(records, lambda_context))
         else:
             settled = self._run_sync(records, lambda_context)
         self._apply_visibility(settled)
@@ -255,9 +251,7 @@ class Worker:
                         extra={"message_id": message_id, "outcome": "failed"},
                     )
                 else:
-                    self._log.error(
-                        "record %d has no usable messageId and is skipped: %s", index, exc
-                    )
+                    self._log.error("record %d has no usable messageId and is skipped: %s", index, exc)
         return records, unreadable
 
     def _check_sources(self, records: Sequence[SQSRecord]) -> None:
@@ -283,9 +277,7 @@ class Worker:
             return False
         return lambda_context.get_remaining_time_in_millis() < self.time_margin_ms
 
-    def _run_sync(
-        self, records: Sequence[SQSRecord], lambda_context: LambdaContext | None
-    ) -> list[Settled]:
+    def _run_sync(self, records: Sequence[SQSRecord], lambda_context: LambdaContext | None) -> list[Settled]:
         blocked: set[str] = set()
         settled: list[Settled] = []
         for record in records:
@@ -404,9 +396,7 @@ class Worker:
         await asyncio.gather(*(run_lane(indexes) for indexes in lanes.values()))
         return [s for s in settled if s is not None]
 
-    async def _process_async(
-        self, record: SQSRecord, lambda_context: LambdaContext | None
-    ) -> Settled:
+    async def _process_async(self, record: SQSRecord, lambda_context: LambdaContext | None) -> Settled:
         prepared = prepare_record(record, self.registry)
         if isinstance(prepared, RecordResult):
             if self.hooks.on_job_failed is not None and _invalid_payload(prepared):
@@ -545,9 +535,7 @@ class Worker:
 
     # --- helpers --------------------------------------------------------------
 
-    def _context(
-        self, prepared: Runnable | RecordResult, lambda_context: LambdaContext | None
-    ) -> JobContext:
+    def _context(self, prepared: Runnable | RecordResult, lambda_context: LambdaContext | None) -> JobContext:
         execution = prepared.execution
         assert execution is not None
         return JobContext(
@@ -567,9 +555,7 @@ class Worker:
             if inspect.isawaitable(returned):
                 self._event_loop().run_until_complete(_awaited(returned))
         except Exception:  # noqa: BLE001  # a hook never changes an outcome; logged
-            self._log.exception(
-                "hook %s raised; the outcome is unchanged", getattr(hook, "__name__", hook)
-            )
+            self._log.exception("hook %s raised; the outcome is unchanged", getattr(hook, "__name__", hook))
 
     async def _hook_async(self, hook: Callable[..., object] | None, *args: object) -> None:
         if hook is None:
@@ -579,14 +565,10 @@ class Worker:
             if inspect.isawaitable(returned):
                 await returned
         except Exception:  # noqa: BLE001  # a hook never changes an outcome; logged
-            self._log.exception(
-                "hook %s raised; the outcome is unchanged", getattr(hook, "__name__", hook)
-            )
+            self._log.exception("hook %s raised; the outcome is unchanged", getattr(hook, "__name__", hook))
 
     def _event_loop(self) -> asyncio.AbstractEventLoop:
-        if self._loop is None or self._loop.is_closed():
-            self._loop = asyncio.new_event_loop()
-        return self._loop
+        return _thread_loop()
 
     def _log_settled(self, item: Settled) -> None:
         disposition = item.disposition
@@ -698,6 +680,22 @@ _LEVELS: Final[dict[Disposition, int]] = {
     "discarded": logging.WARNING,
     "dead_lettered": logging.ERROR,
 }
+
+
+_loops = threading.local()
+
+
+def _thread_loop() -> asyncio.AbstractEventLoop:
+    """This thread's event loop for async jobs, kept for the life of the process.
+
+    Reusing one loop across warm invocations lets services hold loop-bound
+    clients (an aiohttp session, say) from one batch to the next.
+    """
+    loop: asyncio.AbstractEventLoop | None = getattr(_loops, "loop", None)
+    if loop is None or loop.is_closed():
+        loop = asyncio.new_event_loop()
+        _loops.loop = loop
+    return loop
 
 
 def _lambda_context(context: object) -> LambdaContext | None:

@@ -1,0 +1,381 @@
+"""The worker shell: hooks, concurrency, invocations, malformed events and logging."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import msgspec
+import pytest
+
+from glasswork import (
+    JobContext,
+    JobExecution,
+    MockQueueDriver,
+    Module,
+    PermanentJobError,
+    TransientJobError,
+    WorkerHooks,
+    bootstrap_worker,
+    define_job,
+    define_periodic_job,
+)
+from glasswork.errors import InvalidEventError, InvalidJobPayloadError, UnknownJobError
+from glasswork.testing import FakeLambdaContext, job_body, sqs_event, sqs_record
+
+
+class Order(msgspec.Struct, frozen=True):
+    order_id: int
+
+
+def ok(payload: Order, ctx: JobContext) -> None:
+    pass
+
+
+def body(n: int, name: str = "job") -> str:
+    return job_body(name, {"order_id": n}, job_id=f"job-{n}")
+
+
+HOOK_NAMES = ("on_job_start", "on_job_complete", "on_job_failed", "on_job_dead_letter")
+
+
+@pytest.mark.parametrize("failing", HOOK_NAMES)
+@pytest.mark.parametrize("asynchronous", [False, True], ids=["def", "async def"])
+def test_a_raising_hook_is_logged_and_changes_nothing(
+    failing: str, asynchronous: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    def boom(*args: object) -> None:
+        raise RuntimeError(f"{failing} is broken")
+
+    async def boom_async(*args: object) -> None:
+        raise RuntimeError(f"{failing} is broken")
+
+    def handler(payload: Order, ctx: JobContext) -> None:
+        if payload.order_id == 2:
+            raise ConnectionError("retry me")
+        if payload.order_id == 3:
+            raise PermanentJobError("dead")
+
+    driver = MockQueueDriver()
+    worker = bootstrap_worker(
+        module=Module(name="app", jobs=[define_job(name="job", handler=handler, payload=Order)]),
+        driver=driver,
+        hooks=WorkerHooks(**{failing: boom_async if asynchronous else boom}),
+    )
+    records = [sqs_record(body(n), message_id=f"m-{n}") for n in (1, 2, 3)]
+    with caplog.at_level(logging.ERROR, logger="glasswork.worker"):
+        response = worker(sqs_event(records))
+    assert response == {"batchItemFailures": [{"itemIdentifier": "m-2"}]}
+    assert [d.message_id for d in driver.dead_letters] == ["m-3"]
+    assert any(f"{failing} is broken" in (r.exc_text or "") for r in caplog.records)
+
+
+def test_async_hooks_run_in_order_for_sync_jobs() -> None:
+    seen: list[str] = []
+
+    async def start(job: JobExecution, ctx: JobContext) -> None:
+        await asyncio.sleep(0)
+        seen.append(f"start {job.job_id}")
+
+    async def complete(job: JobExecution, ctx: JobContext) -> None:
+        seen.append(f"complete {job.job_id}")
+
+    worker = bootstrap_worker(
+        module=Module(name="app", jobs=[define_job(name="job", handler=ok, payload=Order)]),
+        driver=MockQueueDriver(),
+        hooks=WorkerHooks(on_job_start=start, on_job_complete=complete),
+    )
+    worker(sqs_event([sqs_record(body(1)), sqs_record(body(2))]))
+    assert seen == ["start job-1", "complete job-1", "start job-2", "complete job-2"]
+
+
+@pytest.mark.parametrize(("bound", "size"), [(1, 4), (3, 10), (10, 10)])
+def test_async_jobs_run_concurrently_up_to_the_bound(bound: int, size: int) -> None:
+    active = 0
+    peak = 0
+
+    async def handler(payload: Order, ctx: JobContext) -> None:
+        nonlocal active, peak
+        active += 1
+        peak = max(peak, active)
+        for _ in range(3):
+            await asyncio.sleep(0)
+        active -= 1
+
+    worker = bootstrap_worker(
+        module=Module(name="app", jobs=[define_job(name="job", handler=handler, payload=Order)]),
+        driver=MockQueueDriver(),
+        max_concurrency=bound,
+    )
+    response = worker(sqs_event([sqs_record(body(n)) for n in range(size)]))
+    assert response == {"batchItemFailures": []}
+    assert peak == min(bound, size)
+
+
+def test_async_fifo_group_runs_in_order_one_at_a_time() -> None:
+    events: list[str] = []
+
+    async def handler(payload: Order, ctx: JobContext) -> None:
+        events.append(f"start {payload.order_id}")
+        await asyncio.sleep(0)
+        events.append(f"end {payload.order_id}")
+
+    worker = bootstrap_worker(
+        module=Module(name="app", jobs=[define_job(name="job", handler=handler, payload=Order)]),
+        driver=MockQueueDriver(),
+    )
+    records = [sqs_record(body(n), group_id="g" if n < 3 else "h") for n in range(5)]
+    worker(sqs_event(records))
+    group_g = [e for e in events if e.split()[1] in {"0", "1", "2"}]
+    assert group_g == ["start 0", "end 0", "start 1", "end 1", "start 2", "end 2"]
+
+
+def test_context_carries_the_job_and_lambda_details() -> None:
+    seen: list[JobContext] = []
+
+    def handler(payload: Order, ctx: JobContext) -> None:
+        seen.append(ctx)
+
+    lambda_context = FakeLambdaContext(12_345)
+    worker = bootstrap_worker(
+        module=Module(
+            name="app",
+            jobs=[define_job(name="job", handler=handler, payload=Order)],
+            services={"clock": lambda: "the clock"},
+        ),
+        driver=MockQueueDriver(),
+    )
+    text = job_body("job", {"order_id": 1}, job_id="j-9", metadata={"tenant": "acme"})
+    worker(sqs_event([sqs_record(text, message_id="m-9", receive_count=4)]), lambda_context)
+    [ctx] = seen
+    assert (ctx.job_id, ctx.job_name, ctx.attempt_number, ctx.message_id) == ("j-9", "job", 4, "m-9")
+    assert ctx.enqueued_at == datetime(2026, 1, 1, tzinfo=UTC)
+    assert ctx.metadata == {"tenant": "acme"}
+    assert ctx.services.clock == "the clock"
+    assert ctx.lambda_context is lambda_context
+    assert ctx.remaining_time_ms() == 12_345
+
+
+def test_a_hand_written_body_without_id_or_time_runs() -> None:
+    seen: list[tuple[str, datetime]] = []
+
+    def handler(payload: Order, ctx: JobContext) -> None:
+        seen.append((ctx.job_id, ctx.enqueued_at))
+
+    worker = bootstrap_worker(
+        module=Module(name="app", jobs=[define_job(name="job", handler=handler, payload=Order)]),
+        driver=MockQueueDriver(),
+    )
+    record = sqs_record('{"jobName": "job", "payload": {"order_id": 1}}', message_id="m-1", sent_timestamp=0)
+    assert worker(sqs_event([record])) == {"batchItemFailures": []}
+    assert seen == [("m-1", datetime(1970, 1, 1, tzinfo=UTC))]
+
+
+def test_a_warm_worker_keeps_no_state_between_batches() -> None:
+    def handler(payload: Order, ctx: JobContext) -> None:
+        if payload.order_id == 1:
+            raise ConnectionError("once")
+
+    worker = bootstrap_worker(
+        module=Module(name="app", jobs=[define_job(name="job", handler=handler, payload=Order)]),
+        driver=MockQueueDriver(),
+    )
+    first = worker(sqs_event([sqs_record(body(1), message_id="m-1", group_id="g")]))
+    second = worker(sqs_event([sqs_record(body(2), message_id="m-2", group_id="g")]))
+    assert first == {"batchItemFailures": [{"itemIdentifier": "m-1"}]}
+    assert second == {"batchItemFailures": []}
+
+
+def test_empty_batch() -> None:
+    worker = bootstrap_worker(module=Module(name="app"), driver=MockQueueDriver())
+    assert worker({"Records": []}) == {"batchItemFailures": []}
+
+
+def test_malformed_records_are_reported_or_skipped_never_raised(caplog: pytest.LogCaptureFixture) -> None:
+    worker = bootstrap_worker(
+        module=Module(name="app", jobs=[define_job(name="job", handler=ok, payload=Order)]),
+        driver=MockQueueDriver(),
+    )
+    good = msgspec.to_builtins(sqs_record(body(1), message_id="good"))
+    event = {"Records": [good, {"messageId": "bad", "body": 42}, {"body": "no id"}, "junk"]}
+    with caplog.at_level(logging.ERROR, logger="glasswork.worker"):
+        assert worker(event) == {"batchItemFailures": [{"itemIdentifier": "bad"}]}
+    assert sum("no usable messageId" in r.getMessage() for r in caplog.records) == 2
+
+
+@pytest.mark.parametrize(
+    ("event", "needle"),
+    [
+        ({"Records": [{"eventSource": "aws:s3", "s3": {}}]}, "eventSource 'aws:s3'"),
+        ({"Records": "nope"}, "'Records' is a list"),
+        ({"hello": "world"}, "keys: hello"),
+        ({"detail": {"other": 1}}, "keys: detail"),
+        (["not", "a", "dict"], "got list"),
+    ],
+)
+def test_an_event_that_is_neither_sqs_nor_a_job_gets_a_clear_error(event: object, needle: str) -> None:
+    worker = bootstrap_worker(module=Module(name="app"), driver=MockQueueDriver())
+    with pytest.raises(InvalidEventError, match="expected an SQS event") as info:
+        worker(event, None)  # type: ignore[arg-type]
+    assert needle in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"jobName": "job", "payload": {"order_id": 7}},
+        {
+            "detail": {"jobName": "job", "payload": {"order_id": 7}},
+            "id": "evt-1",
+            "time": "2026-01-01T00:00:00Z",
+        },
+        {"detail-type": "Scheduled Event", "detail": {"name": "job", "payload": {"order_id": 7}}},
+    ],
+    ids=["top level", "EventBridge detail", "detail.name"],
+)
+def test_a_direct_invocation_runs_the_job_once(event: dict[str, object]) -> None:
+    seen: list[int] = []
+
+    def handler(payload: Order, ctx: JobContext) -> None:
+        seen.append(payload.order_id)
+
+    worker = bootstrap_worker(
+        module=Module(name="app", jobs=[define_job(name="job", handler=handler, payload=Order)]),
+        driver=MockQueueDriver(),
+    )
+    result = worker(event, FakeLambdaContext())
+    assert seen == [7]
+    assert result["status"] == "succeeded"
+    assert result["jobName"] == "job"
+
+
+def test_a_direct_invocation_raises_the_job_error_so_lambda_retries() -> None:
+    failed: list[BaseException] = []
+
+    def handler(payload: None, ctx: JobContext) -> None:
+        raise TransientJobError("try later")
+
+    worker = bootstrap_worker(
+        module=Module(
+            name="app", jobs=[define_periodic_job(name="nightly", handler=handler, schedule="rate(1 day)")]
+        ),
+        driver=MockQueueDriver(),
+        hooks=WorkerHooks(on_job_failed=lambda job, ctx, error: failed.append(error)),
+    )
+    with pytest.raises(TransientJobError, match="try later"):
+        worker({"detail-type": "Scheduled Event", "detail": {"jobName": "nightly"}})
+    assert len(failed) == 1
+
+
+def test_a_direct_invocation_of_an_unknown_job_or_bad_payload_is_a_glasswork_error() -> None:
+    worker = bootstrap_worker(
+        module=Module(name="app", jobs=[define_job(name="job", handler=ok, payload=Order)]),
+        driver=MockQueueDriver(),
+    )
+    with pytest.raises(UnknownJobError, match="unknown job 'nope' \\(known: job\\)"):
+        worker({"jobName": "nope"})
+    with pytest.raises(InvalidJobPayloadError, match="order_id"):
+        worker({"jobName": "job", "payload": {"order_id": "x"}})
+
+
+def test_a_direct_invocation_of_an_async_job() -> None:
+    seen: list[int] = []
+
+    async def handler(payload: Order, ctx: JobContext) -> None:
+        await asyncio.sleep(0)
+        seen.append(payload.order_id)
+
+    worker = bootstrap_worker(
+        module=Module(name="app", jobs=[define_job(name="job", handler=handler, payload=Order)]),
+        driver=MockQueueDriver(),
+    )
+    worker({"jobName": "job", "payload": {"order_id": 3}})
+    assert seen == [3]
+
+
+def test_visibility_change_failure_is_logged_and_the_record_stays_failed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def handler(payload: Order, ctx: JobContext) -> None:
+        raise TransientJobError("later", retry_after=30)
+
+    driver = MockQueueDriver()
+    driver.simulate_failure(ConnectionError("SQS unreachable"))
+    worker = bootstrap_worker(
+        module=Module(name="app", jobs=[define_job(name="job", handler=handler, payload=Order)]),
+        driver=driver,
+    )
+    with caplog.at_level(logging.WARNING, logger="glasswork.worker"):
+        response = worker(sqs_event([sqs_record(body(1), message_id="m-1")]))
+    assert response == {"batchItemFailures": [{"itemIdentifier": "m-1"}]}
+    assert any("could not change visibility" in r.getMessage() for r in caplog.records)
+
+
+def _outcome_logs(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == "glasswork.worker" and hasattr(r, "outcome")]
+
+
+def test_one_structured_log_record_per_outcome(caplog: pytest.LogCaptureFixture) -> None:
+    def handler(payload: Order, ctx: JobContext) -> None:
+        if payload.order_id == 2:
+            raise PermanentJobError("secret payload must not be logged")
+
+    worker = bootstrap_worker(
+        module=Module(name="app", jobs=[define_job(name="job", handler=handler, payload=Order)]),
+        driver=MockQueueDriver(),
+    )
+    with caplog.at_level(logging.DEBUG, logger="glasswork.worker"):
+        worker(sqs_event([sqs_record(body(1), message_id="m-1"), sqs_record(body(2), message_id="m-2")]))
+    logs = _outcome_logs(caplog)
+    fields = [
+        (r.job_name, r.job_id, r.message_id, r.attempt, r.outcome)  # type: ignore[attr-defined]
+        for r in logs
+    ]
+    assert fields == [("job", "job-1", "m-1", 1, "succeeded"), ("job", "job-2", "m-2", 1, "dead_lettered")]
+    assert [r.levelno for r in logs] == [logging.DEBUG, logging.ERROR]
+    assert all(isinstance(r.duration_ms, float) for r in logs)  # type: ignore[attr-defined]
+    assert all('"order_id"' not in r.getMessage() for r in logs)
+
+
+def test_successes_are_not_logged_at_info(caplog: pytest.LogCaptureFixture) -> None:
+    worker = bootstrap_worker(
+        module=Module(name="app", jobs=[define_job(name="job", handler=ok, payload=Order)]),
+        driver=MockQueueDriver(),
+    )
+    with caplog.at_level(logging.INFO, logger="glasswork.worker"):
+        worker(sqs_event([sqs_record(body(1))]))
+    assert _outcome_logs(caplog) == []
+
+
+def test_ctx_logger_carries_job_fields(caplog: pytest.LogCaptureFixture) -> None:
+    def handler(payload: Order, ctx: JobContext) -> None:
+        ctx.logger.info("working on %s", payload.order_id)
+
+    worker = bootstrap_worker(
+        module=Module(name="app", jobs=[define_job(name="job", handler=handler, payload=Order)]),
+        driver=MockQueueDriver(),
+    )
+    with caplog.at_level(logging.INFO, logger="glasswork.job"):
+        worker(sqs_event([sqs_record(body(5), message_id="m-5")]))
+    [record] = [r for r in caplog.records if r.name == "glasswork.job"]
+    assert record.getMessage() == "working on 5"
+    assert (record.job_id, record.job_name, record.message_id) == ("job-5", "job", "m-5")  # type: ignore[attr-defined]
+
+
+def test_bootstrap_rejects_bad_options() -> None:
+    from glasswork.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="max_concurrency"):
+        bootstrap_worker(module=Module(name="app"), max_concurrency=0)
+    with pytest.raises(ConfigurationError, match="time_margin"):
+        bootstrap_worker(module=Module(name="app"), time_margin=-1)
+    with pytest.raises(ConfigurationError, match="expected a glasswork Module"):
+        bootstrap_worker(module="app")  # type: ignore[arg-type]
+
+
+def test_handler_is_a_plain_callable() -> None:
+    worker = bootstrap_worker(module=Module(name="app"), driver=MockQueueDriver())
+    handler: Callable[[dict[str, object], object], dict[str, object]] = worker
+    assert handler({"Records": []}, None) == {"batchItemFailures": []}
