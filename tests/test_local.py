@@ -113,8 +113,15 @@ def test_event_has_every_key_lambda_sends(mock: MockQueueDriver, clock: Clock) -
     assert isinstance(records, list)
     for record in records:
         assert set(record) == {
-            "messageId", "receiptHandle", "body", "attributes", "messageAttributes",
-            "md5OfBody", "eventSource", "eventSourceARN", "awsRegion",
+            "messageId",
+            "receiptHandle",
+            "body",
+            "attributes",
+            "messageAttributes",
+            "md5OfBody",
+            "eventSource",
+            "eventSourceARN",
+            "awsRegion",
         }
         assert record["eventSource"] == "aws:sqs"
         assert record["eventSourceARN"].endswith(":default")
@@ -123,7 +130,10 @@ def test_event_has_every_key_lambda_sends(mock: MockQueueDriver, clock: Clock) -
         assert attributes["ApproximateReceiveCount"] == "1"
         assert {"SentTimestamp", "SenderId", "ApproximateFirstReceiveTimestamp"} <= set(attributes)
         assert record["messageAttributes"]["JobName"] == {
-            "stringValue": "noop", "stringListValues": [], "binaryListValues": [], "dataType": "String",
+            "stringValue": "noop",
+            "stringListValues": [],
+            "binaryListValues": [],
+            "dataType": "String",
         }
     assert json.loads(json.dumps(event)) == event
     assert [r.message_id for r in msgspec.convert(event, SQSEvent).records] == sent
@@ -150,9 +160,7 @@ def test_context_counts_down_from_the_function_timeout(mock: MockQueueDriver, cl
 def test_context_looks_like_lambdas(mock: MockQueueDriver, clock: Clock) -> None:
     _enqueue(mock, 2)
     handler = Recorder()
-    poller = Poller(
-        handler, mock, clock=clock, batch_size=1, function_name="emails", memory_limit_in_mb=256
-    )
+    poller = Poller(handler, mock, clock=clock, batch_size=1, function_name="emails", memory_limit_in_mb=256)
     first = poller.poll_once()
     second = poller.poll_once()
 
