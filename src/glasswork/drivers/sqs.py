@@ -1,0 +1,1254 @@
+"""Amazon SQS: the production driver (enqueue, worker side, local consuming, admin).
+
+`SQSQueueDriver` implements every protocol of `glasswork.drivers.base`. It is
+the only glasswork module that imports botocore (at import time, so a missing
+extra fails fast) and boto3 (when the first client is made); `import glasswork`
+imports neither.
+
+What it sends:
+
+- Body: `JobMessage.body` (the TypeScript-compatible camelCase JSON) with the
+  message attribute `JobName`.
+- Delays up to 900 s: `DelaySeconds`. Longer delays: a one-off EventBridge
+  Scheduler schedule (`at(...)`, `ActionAfterCompletion: DELETE`) whose target
+  is the queue's ARN with the body as input; the returned `message_id` is the
+  schedule's name, which `cancel()` deletes. Scheduler's SQS target carries the
+  body only, not message attributes, so such a message arrives without
+  `JobName` (the worker reads the name from the body). Needs
+  `scheduler_role_arn` (a role Scheduler assumes, allowed `sqs:SendMessage`
+  on the queue); without it a long delay raises `ConfigurationError`.
+- FIFO queues (URL ending in `.fifo`): `MessageGroupId` = the job's group key,
+  else the queue's name; `MessageDeduplicationId` = the job's `unique` key,
+  else its id (an id SQS would reject, over 128 characters or with characters
+  outside ASCII letters, digits and punctuation, is replaced by its SHA-256).
+  SQS rejects a per-message `DelaySeconds` on FIFO queues, and a scheduled
+  send cannot set a deduplication id, so a delayed job for a FIFO queue is
+  refused with `ConfigurationError` rather than silently sent early.
+
+What the worker side does:
+
+- `dead_letter`: `SendMessage` to the dead-letter queue with the original body
+  and, as message attributes, `JobName` (from `info`, else the original) and
+  the `Glasswork*` attributes of `glasswork.drivers.base` first, then the original attributes that still fit
+  under SQS's limit of 10 attributes a message (in their original order; the
+  rest are dropped). The DLQ is `dead_letter_queues[source queue name]`, else
+  the source queue's `RedrivePolicy`, looked up once per driver instance (make
+  the driver once per Lambda process, at module level).
+- `change_visibility`: `ChangeMessageVisibilityBatch`, 10 entries a call,
+  seconds clamped to 0..42,300 (12 hours from the receive, less the 15
+  minutes an invocation may have run).
+- `check_redrive(queue_arn, max_attempts)`: a warning text when the queue's
+  `maxReceiveCount` would redrive messages before a job's attempts run out.
+
+IAM permissions, least privilege (on the named queues only):
+
+- Enqueuer: `sqs:SendMessage` on the job queue; for long delays also
+  `scheduler:CreateSchedule` (and `scheduler:DeleteSchedule` for `cancel`) on
+  the schedule group's schedules, `iam:PassRole` on `scheduler_role_arn`, and
+  `sqs:GetQueueAttributes` on the job queue (to learn its ARN).
+- Worker: `sqs:ReceiveMessage`, `sqs:DeleteMessage`, `sqs:GetQueueAttributes`
+  (all three needed by Lambda's event source mapping) and
+  `sqs:ChangeMessageVisibility` on the job queue; `sqs:SendMessage` on the
+  DLQ; `sqs:GetQueueUrl` on the job queue unless it is listed in `queues`.
+
+Errors are translated at this boundary: an unknown or nonexistent queue is a
+`QueueNotFoundError`, throttling a `ThrottledError`, anything else from
+botocore a `DriverError`; the botocore exception is always `__cause__`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import threading
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Final, Literal, TypeVar, cast
+
+import msgspec
+from botocore.exceptions import BotoCoreError, ClientError
+
+from glasswork.core import (
+    MAX_DELAY_SECONDS,
+    MAX_MESSAGE_BYTES,
+    EnqueueResult,
+    JobMessage,
+    SQSMessageAttribute,
+    SQSRecord,
+    SQSRecordAttributes,
+    decode_message,
+)
+from glasswork.drivers.base import (
+    ATTR_ATTEMPT,
+    ATTR_ERROR_MESSAGE,
+    ATTR_ERROR_TYPE,
+    ATTR_JOB_NAME,
+    ATTR_REASON,
+    ATTR_SOURCE_QUEUE,
+    DeadLetterEntry,
+    DeadLetterInfo,
+    QueueCounts,
+    VisibilityChange,
+)
+from glasswork.errors import (
+    BatchEnqueueError,
+    ConfigurationError,
+    DriverError,
+    GlassworkError,
+    MalformedMessageError,
+    QueueNotFoundError,
+    ThrottledError,
+)
+
+if TYPE_CHECKING:
+    from botocore.client import BaseClient
+    from mypy_boto3_scheduler import EventBridgeSchedulerClient
+    from mypy_boto3_scheduler.type_defs import CreateScheduleInputTypeDef
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.type_defs import (
+        ChangeMessageVisibilityBatchRequestEntryTypeDef,
+        MessageAttributeValueOutputTypeDef,
+        MessageAttributeValueTypeDef,
+        MessageTypeDef,
+        SendMessageBatchRequestEntryTypeDef,
+        SendMessageRequestTypeDef,
+    )
+
+__all__ = ["MAX_BACKOFF_SECONDS", "MAX_SQS_DELAY_SECONDS", "SQSQueueDriver"]
+
+MAX_SQS_DELAY_SECONDS: Final = 900
+"""The longest per-message `DelaySeconds` SQS accepts; longer delays need the scheduler."""
+MAX_BACKOFF_SECONDS: Final = MAX_DELAY_SECONDS - 900
+"""The longest visibility `change_visibility` asks for: 42,300 s.
+
+SQS rejects a visibility that ends more than 12 hours after the message was
+received, and a Lambda invocation runs for up to 15 minutes after the
+receive, so a backoff is clamped 15 minutes short of 12 hours to be accepted.
+"""
+_MAX_BATCH: Final = 10
+_MAX_ATTRIBUTES: Final = 10
+_MAX_WAIT_SECONDS: Final = 20
+_PEEK_VISIBILITY_SECONDS: Final = 30
+_PEEK_WAIT_SECONDS: Final = 1
+_GLASSWORK_ATTRIBUTES: Final = frozenset(
+    {ATTR_REASON, ATTR_ERROR_TYPE, ATTR_ERROR_MESSAGE, ATTR_ATTEMPT, ATTR_SOURCE_QUEUE}
+)
+_NOT_FOUND_CODES: Final = frozenset(
+    {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist", "NonExistentQueue"}
+)
+_THROTTLE_CODES: Final = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottled",
+        "RequestThrottledException",
+        "AWS.SimpleQueueService.RequestThrottled",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+        "SlowDown",
+        "KmsThrottled",
+        "KMS.ThrottlingException",
+    }
+)
+_FIFO_ID: Final = re.compile(r"^[A-Za-z0-9!\"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~]{1,128}$")
+_NOT_XML_CHAR: Final = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+_REGION_IN_URL: Final = re.compile(
+    r"^https?://(?:sqs\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?|([a-z0-9-]+)\.queue\.amazonaws\.com)/"
+)
+
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+
+
+class _Queue(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    url: str
+
+    @property
+    def fifo(self) -> bool:
+        return self.url.endswith(".fifo")
+
+
+class _Redrive(msgspec.Struct, frozen=True, kw_only=True):
+    dead_letter_arn: str
+    max_receive_count: int
+
+
+class _Failure(msgspec.Struct, frozen=True, kw_only=True):
+    error: DriverError
+    retriable: bool
+    request_level: bool
+
+
+class SQSQueueDriver:
+    """A queue driver for Amazon SQS (and SQS-compatible servers such as moto).
+
+    Queues are named by the keys of `queues`; a job's `queue` (or
+    `default_queue`) picks one. A queue may also be given as a URL or an ARN
+    wherever a name is accepted. With `queues=None`, names are looked up with
+    `GetQueueUrl`.
+
+    Args:
+        queues: Queue name -> queue URL. `None` looks names up in the account.
+        client: A boto3 SQS client; by default one is made on first use from
+            `region` and `endpoint_url`.
+        region: The AWS region (default: boto3's configuration, else the one
+            in a queue URL).
+        endpoint_url: An endpoint for an SQS-compatible server (also used for
+            the Scheduler client made by the driver).
+        dead_letter_queues: Source queue name -> DLQ URL; a queue not listed
+            here uses its `RedrivePolicy`'s target.
+        default_queue: The queue of a message whose `queue` is `None`; by
+            default the only entry of `queues`, if there is exactly one.
+        scheduler_client: A boto3 EventBridge Scheduler client (else made on
+            first use).
+        scheduler_role_arn: The role EventBridge Scheduler assumes to send a
+            delayed message (`sqs:SendMessage` on the queue). Required for
+            delays over 900 seconds.
+        scheduler_group: The schedule group for delayed messages (default:
+            Scheduler's `default` group).
+        clock: Returns the current time, timezone-aware; used for `at(...)`.
+
+    Raises:
+        ConfigurationError: `default_queue` is not one of `queues`.
+    """
+
+    def __init__(
+        self,
+        queues: Mapping[str, str] | None = None,
+        client: SQSClient | None = None,
+        *,
+        region: str | None = None,
+        endpoint_url: str | None = None,
+        dead_letter_queues: Mapping[str, str] | None = None,
+        default_queue: str | None = None,
+        scheduler_client: EventBridgeSchedulerClient | None = None,
+        scheduler_role_arn: str | None = None,
+        scheduler_group: str | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self._queues: dict[str, str] | None = dict(queues) if queues is not None else None
+        if (
+            default_queue is not None
+            and self._queues is not None
+            and default_queue not in self._queues
+            and not _is_url(default_queue)
+        ):
+            known = sorted(self._queues)
+            msg = f"default_queue {default_queue!r} is not one of the configured queues {known}"
+            raise ConfigurationError(msg)
+        self._client = client
+        self._region = region
+        self._endpoint_url = endpoint_url
+        self._dead_letter_queues = dict(dead_letter_queues or {})
+        self._default_queue = default_queue
+        self._scheduler = scheduler_client
+        self._scheduler_role_arn = scheduler_role_arn
+        self._scheduler_group = scheduler_group
+        self._clock = clock or _utc_now
+        self._lock = threading.RLock()
+        self._url_by_name: dict[str, str] = {}
+        self._url_by_arn: dict[str, str] = {}
+        self._arn_by_url: dict[str, str] = {}
+        self._redrive_by_url: dict[str, _Redrive | None] = {}
+        self._dead_letter_by_url: dict[str, str | None] = {}
+
+    @classmethod
+    def from_url(cls, url: str, **options: object) -> SQSQueueDriver:
+        """A driver for one queue given by its URL, which becomes the default queue.
+
+        The queue is named after the last segment of the URL; the region is
+        taken from an AWS queue URL unless `region` is given.
+
+        Args:
+            url: The queue URL, such as `https://sqs.eu-west-1.amazonaws.com/123456789012/jobs`.
+            **options: Any other keyword argument of `SQSQueueDriver`.
+        """
+        name = _name_of_url(url)
+        region = options.pop("region", None) or _region_of_url(url)
+        return cls({name: url}, default_queue=name, region=region, **options)  # type: ignore[arg-type]  # options are forwarded verbatim; the constructor checks them
+
+    def __repr__(self) -> str:
+        return f"SQSQueueDriver(queues={self._queues!r}, default_queue={self._default_queue!r})"
+
+    # --- clients ----------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        """`"sqs"`."""
+        return "sqs"
+
+    @property
+    def client(self) -> SQSClient:
+        """The boto3 SQS client (made on first use when none was given)."""
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = cast("SQSClient", self._make_client("sqs"))
+        return self._client
+
+    @property
+    def scheduler(self) -> EventBridgeSchedulerClient:
+        """The boto3 EventBridge Scheduler client (made on first use when none was given)."""
+        if self._scheduler is None:
+            with self._lock:
+                if self._scheduler is None:
+                    self._scheduler = cast("EventBridgeSchedulerClient", self._make_client("scheduler"))
+        return self._scheduler
+
+    def _make_client(self, service: Literal["sqs", "scheduler"]) -> BaseClient:
+        import boto3  # noqa: PLC0415  # boto3 is heavy and optional: import it when a client is needed
+        from botocore.config import Config  # noqa: PLC0415  # same
+
+        session = boto3.session.Session()
+        region = self._region or session.region_name or self._region_from_queues()
+        if region is None:
+            msg = "no AWS region for the SQS driver: pass region=... or set AWS_REGION"
+            raise ConfigurationError(msg)
+        config = Config(user_agent_extra="glasswork", retries={"mode": "standard"})
+        try:
+            client: BaseClient = session.client(
+                service, region_name=region, endpoint_url=self._endpoint_url, config=config
+            )
+        except BotoCoreError as exc:
+            msg = f"cannot make a boto3 {service} client: {exc}"
+            raise ConfigurationError(msg) from exc
+        return client
+
+    def _region_from_queues(self) -> str | None:
+        urls = [*(self._queues or {}).values(), *self._dead_letter_queues.values()]
+        if self._default_queue:
+            urls.append(self._default_queue)
+        for url in urls:
+            region = _region_of_url(url)
+            if region:
+                return region
+        return None
+
+    # --- queue resolution -------------------------------------------------------
+
+    def _resolve(self, queue: str | None) -> _Queue:
+        key = queue if queue is not None else self._default_queue
+        if key is None:
+            if self._queues is not None and len(self._queues) == 1:
+                ((name, url),) = self._queues.items()
+                return _Queue(name=name, url=url)
+            known = sorted(self._queues or {})
+            msg = f"no queue given and no default_queue set on the SQS driver (configured queues: {known})"
+            raise ConfigurationError(msg)
+        if _is_url(key):
+            return _Queue(name=self._name_for_url(key), url=key)
+        if key.startswith("arn:"):
+            return self._queue_for_arn(key)
+        if self._queues is not None:
+            if key in self._queues:
+                return _Queue(name=key, url=self._queues[key])
+            msg = f"unknown queue {key!r}: the SQS driver knows {sorted(self._queues)}"
+            raise QueueNotFoundError(msg)
+        return _Queue(name=key, url=self._cached(self._url_by_name, key, self._lookup_url))
+
+    def _lookup_url(self, name: str) -> str:
+        with _translated("GetQueueUrl", name):
+            return self.client.get_queue_url(QueueName=name)["QueueUrl"]
+
+    def _name_for_url(self, url: str) -> str:
+        for name, configured in (self._queues or {}).items():
+            if configured == url:
+                return name
+        return _name_of_url(url)
+
+    def _queue_for_arn(self, arn: str) -> _Queue:
+        if not arn:
+            return self._resolve(None)
+        parts = arn.split(":")
+        if len(parts) != 6 or parts[2] != "sqs":
+            msg = f"not an SQS queue ARN: {arn!r}"
+            raise QueueNotFoundError(msg)
+        account, queue_name = parts[4], parts[5]
+        for name, url in (self._queues or {}).items():
+            segments = url.rstrip("/").split("/")
+            if segments[-1] == queue_name and (len(segments) < 2 or segments[-2] in (account, "")):
+                return _Queue(name=name, url=url)
+
+        def lookup(_: str) -> str:
+            with _translated("GetQueueUrl", queue_name):
+                return self.client.get_queue_url(QueueName=queue_name, QueueOwnerAWSAccountId=account)[
+                    "QueueUrl"
+                ]
+
+        url = self._cached(self._url_by_arn, arn, lookup)
+        return _Queue(name=queue_name, url=url)
+
+    def _queue_arn(self, url: str) -> str:
+        def lookup(_: str) -> str:
+            attributes = self._attributes(url, "QueueArn")
+            arn = attributes.get("QueueArn")
+            if not arn:
+                msg = f"SQS did not return the ARN of queue {url}"
+                raise DriverError(msg)
+            return arn
+
+        return self._cached(self._arn_by_url, url, lookup)
+
+    def _attributes(self, url: str, *names: str) -> dict[str, str]:
+        with _translated("GetQueueAttributes", url):
+            response = self.client.get_queue_attributes(QueueUrl=url, AttributeNames=list(names))  # type: ignore[arg-type]  # names are SQS attribute names, checked by SQS
+        return {str(name): value for name, value in response.get("Attributes", {}).items()}
+
+    def _redrive_policy(self, url: str) -> _Redrive | None:
+        def lookup(_: str) -> _Redrive | None:
+            raw = self._attributes(url, "RedrivePolicy").get("RedrivePolicy")
+            if not raw:
+                return None
+            try:
+                policy = json.loads(raw)
+                return _Redrive(
+                    dead_letter_arn=str(policy["deadLetterTargetArn"]),
+                    max_receive_count=int(policy["maxReceiveCount"]),
+                )
+            except (ValueError, KeyError, TypeError) as exc:
+                msg = f"queue {url} has an unreadable RedrivePolicy {raw!r}"
+                raise DriverError(msg) from exc
+
+        return self._cached(self._redrive_by_url, url, lookup)
+
+    def _dead_letter_url(self, source: _Queue) -> str | None:
+        configured = self._dead_letter_queues.get(source.name) or self._dead_letter_queues.get(
+            _name_of_url(source.url)
+        )
+        if configured is not None:
+            return configured if _is_url(configured) else self._resolve(configured).url
+
+        def lookup(_: str) -> str | None:
+            redrive = self._redrive_policy(source.url)
+            if redrive is None:
+                return None
+            return self._queue_for_arn(redrive.dead_letter_arn).url
+
+        return self._cached(self._dead_letter_by_url, source.url, lookup)
+
+    def _require_dead_letter_url(self, source: _Queue) -> str:
+        url = self._dead_letter_url(source)
+        if url is None:
+            msg = (
+                f"no dead-letter queue known for queue {source.name!r}: give it a RedrivePolicy "
+                f"or pass dead_letter_queues={{{source.name!r}: DLQ_URL}} to SQSQueueDriver"
+            )
+            raise DriverError(msg)
+        return url
+
+    def _cached(self, cache: dict[_K, _V], key: _K, compute: Callable[[_K], _V]) -> _V:
+        if key in cache:
+            return cache[key]
+        with self._lock:
+            if key not in cache:
+                cache[key] = compute(key)
+            return cache[key]
+
+    # --- sending side -----------------------------------------------------------
+
+    def enqueue(self, message: JobMessage) -> EnqueueResult:
+        """Send one job message.
+
+        Args:
+            message: The message; its `queue` names a configured queue (or is a
+                URL/ARN), `None` meaning the default queue.
+
+        Returns:
+            The SQS message id (or, for a delay over 900 s, the schedule's
+            name) and the job id.
+
+        Raises:
+            QueueNotFoundError: The queue name is unknown or the queue does not exist.
+            ConfigurationError: A delay on a FIFO queue, or a delay over 900 s
+                without `scheduler_role_arn`.
+            ThrottledError: SQS or Scheduler throttled the request.
+            DriverError: Any other failure.
+        """
+        target = self._resolve(message.queue)
+        self._check_sendable(message, target)
+        if message.delay_seconds > MAX_SQS_DELAY_SECONDS:
+            return self._schedule(message, target)
+        params: SendMessageRequestTypeDef = {
+            "QueueUrl": target.url,
+            "MessageBody": message.body,
+            "MessageAttributes": _job_attributes(message),
+        }
+        if target.fifo:
+            params["MessageGroupId"] = _fifo_id(message.group_id or target.name)
+            params["MessageDeduplicationId"] = _fifo_id(message.deduplication_id)
+        elif message.delay_seconds > 0:
+            params["DelaySeconds"] = message.delay_seconds
+        with _translated("SendMessage", target.name):
+            response = self.client.send_message(**params)
+        return EnqueueResult(message_id=response["MessageId"], job_id=message.job_id)
+
+    def enqueue_batch(self, messages: Sequence[JobMessage]) -> list[EnqueueResult]:
+        """Send many job messages with `SendMessageBatch`.
+
+        Messages are grouped per queue and sent 10 at a time, at most 1 MiB per
+        request; delays over 900 s go through the scheduler one by one. Every
+        message is checked (queue, delay) before anything is sent. Entries
+        that fail are retried once, except those SQS blames on the sender
+        (`SenderFault`), which would fail again.
+
+        Args:
+            messages: The messages, possibly for several queues.
+
+        Returns:
+            One result per message, in input order.
+
+        Raises:
+            QueueNotFoundError: An unknown queue name (nothing sent), or the
+                queue does not exist.
+            ConfigurationError: As for `enqueue`; nothing was sent.
+            ThrottledError: Every request was throttled; nothing was sent.
+            DriverError: Every request failed the same way; nothing was sent.
+            BatchEnqueueError: Some messages were not sent after one retry;
+                `failed` lists exactly those, `succeeded` the others in input order.
+        """
+        targets = [self._resolve(message.queue) for message in messages]
+        for message, target in zip(messages, targets, strict=True):
+            self._check_sendable(message, target)
+        results: list[EnqueueResult | None] = [None] * len(messages)
+        failures: dict[int, _Failure] = {}
+        pending: dict[str, list[int]] = {}
+        for index, (message, target) in enumerate(zip(messages, targets, strict=True)):
+            if message.delay_seconds > MAX_SQS_DELAY_SECONDS:
+                try:
+                    results[index] = self._schedule(message, target)
+                except DriverError as exc:
+                    failures[index] = _Failure(error=exc, retriable=False, request_level=True)
+            else:
+                pending.setdefault(target.url, []).append(index)
+        for _round in range(2):
+            retry: dict[str, list[int]] = {}
+            for url, indexes in pending.items():
+                for chunk in _chunks(indexes, [_entry_size(messages[i]) for i in indexes]):
+                    sent, failed = self._send_chunk(url, chunk, messages, targets)
+                    for index, result in sent.items():
+                        results[index] = result
+                        failures.pop(index, None)
+                    for index, failure in failed.items():
+                        failures[index] = failure
+                        if failure.retriable:
+                            retry.setdefault(url, []).append(index)
+            pending = retry
+            if not pending:
+                break
+        if not failures:
+            return [result for result in results if result is not None]
+        succeeded = [result for result in results if result is not None]
+        if not succeeded and all(failure.request_level for failure in failures.values()):
+            first = failures[min(failures)].error
+            raise first
+        raise BatchEnqueueError(
+            succeeded=succeeded,
+            failed=[(messages[index], failures[index].error) for index in sorted(failures)],
+        )
+
+    def _send_chunk(
+        self, url: str, chunk: Sequence[int], messages: Sequence[JobMessage], targets: Sequence[_Queue]
+    ) -> tuple[dict[int, EnqueueResult], dict[int, _Failure]]:
+        entries: list[SendMessageBatchRequestEntryTypeDef] = []
+        for entry_id, index in enumerate(chunk):
+            message, target = messages[index], targets[index]
+            entry: SendMessageBatchRequestEntryTypeDef = {
+                "Id": str(entry_id),
+                "MessageBody": message.body,
+                "MessageAttributes": _job_attributes(message),
+            }
+            if target.fifo:
+                entry["MessageGroupId"] = _fifo_id(message.group_id or target.name)
+                entry["MessageDeduplicationId"] = _fifo_id(message.deduplication_id)
+            elif message.delay_seconds > 0:
+                entry["DelaySeconds"] = message.delay_seconds
+            entries.append(entry)
+        try:
+            response = self.client.send_message_batch(QueueUrl=url, Entries=entries)
+        except (ClientError, BotoCoreError) as exc:
+            error = _translate(exc, "SendMessageBatch", targets[chunk[0]].name)
+            error.__cause__ = exc
+            failure = _Failure(
+                error=error, retriable=not isinstance(error, QueueNotFoundError), request_level=True
+            )
+            return {}, dict.fromkeys(chunk, failure)
+        sent: dict[int, EnqueueResult] = {}
+        failed: dict[int, _Failure] = {}
+        for ok in response.get("Successful", []):
+            index = chunk[int(ok["Id"])]
+            sent[index] = EnqueueResult(message_id=ok["MessageId"], job_id=messages[index].job_id)
+        for bad in response.get("Failed", []):
+            index = chunk[int(bad["Id"])]
+            code = bad.get("Code", "")
+            kind = ThrottledError if code in _THROTTLE_CODES else DriverError
+            error = kind(
+                f"SendMessageBatch entry for job {messages[index].job_name!r} "
+                f"({messages[index].job_id}) failed: {code}: {bad.get('Message', '')}"
+            )
+            failed[index] = _Failure(
+                error=error, retriable=not bad.get("SenderFault", False), request_level=False
+            )
+        for index in chunk:
+            if index not in sent and index not in failed:
+                error = DriverError(f"SendMessageBatch returned no result for job {messages[index].job_id}")
+                failed[index] = _Failure(error=error, retriable=True, request_level=False)
+        return sent, failed
+
+    def _check_sendable(self, message: JobMessage, target: _Queue) -> None:
+        if target.fifo and message.delay_seconds > 0:
+            msg = (
+                f"job {message.job_name!r}: FIFO queue {target.name!r} cannot delay one message "
+                f"({message.delay_seconds} s asked): SQS rejects DelaySeconds on FIFO queues. "
+                "Enqueue it without a delay, set the queue's DelaySeconds, or use a standard queue"
+            )
+            raise ConfigurationError(msg)
+        if message.delay_seconds > MAX_SQS_DELAY_SECONDS and self._scheduler_role_arn is None:
+            msg = (
+                f"job {message.job_name!r}: a delay of {message.delay_seconds} s is over SQS's "
+                f"{MAX_SQS_DELAY_SECONDS} s limit; pass scheduler_role_arn=... to SQSQueueDriver "
+                "so that longer delays go through a one-off EventBridge Scheduler schedule"
+            )
+            raise ConfigurationError(msg)
+
+    def _schedule(self, message: JobMessage, target: _Queue) -> EnqueueResult:
+        assert self._scheduler_role_arn is not None  # checked by _check_sendable
+        at = self._clock() + timedelta(seconds=message.delay_seconds)
+        at = at.astimezone(UTC)
+        if at.microsecond:
+            at = at.replace(microsecond=0) + timedelta(seconds=1)
+        name = f"glasswork-{uuid.uuid4().hex}"
+        params: CreateScheduleInputTypeDef = {
+            "Name": name,
+            "ScheduleExpression": f"at({at:%Y-%m-%dT%H:%M:%S})",
+            "ScheduleExpressionTimezone": "UTC",
+            "FlexibleTimeWindow": {"Mode": "OFF"},
+            "ActionAfterCompletion": "DELETE",
+            "Description": f"glasswork job {message.job_name} ({message.job_id})"[:512],
+            "Target": {
+                "Arn": self._queue_arn(target.url),
+                "RoleArn": self._scheduler_role_arn,
+                "Input": message.body,
+            },
+        }
+        if self._scheduler_group:
+            params["GroupName"] = self._scheduler_group
+        with _translated("CreateSchedule", target.name):
+            self.scheduler.create_schedule(**params)
+        return EnqueueResult(message_id=name, job_id=message.job_id)
+
+    def cancel(self, schedule_name: str) -> bool:
+        """Cancel a delayed job sent through EventBridge Scheduler.
+
+        Args:
+            schedule_name: The `message_id` that `enqueue` returned for a
+                delay over 900 seconds.
+
+        Returns:
+            `True` if the schedule was deleted, `False` if it no longer
+            exists (it already fired, or was cancelled).
+
+        Raises:
+            DriverError: Scheduler refused the deletion.
+        """
+        try:
+            if self._scheduler_group:
+                self.scheduler.delete_schedule(Name=schedule_name, GroupName=self._scheduler_group)
+            else:
+                self.scheduler.delete_schedule(Name=schedule_name)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+                return False
+            raise _translate(exc, "DeleteSchedule", None) from exc
+        except BotoCoreError as exc:
+            raise _translate(exc, "DeleteSchedule", None) from exc
+        return True
+
+    # --- worker side ------------------------------------------------------------
+
+    def dead_letter(self, record: SQSRecord, info: DeadLetterInfo) -> None:
+        """Send a record to its queue's dead-letter queue.
+
+        The body is sent unchanged. The attributes are `JobName` and the
+        `Glasswork*` attributes describing `info`, then the record's own
+        attributes in order while fewer than 10 are set (SQS's limit); the
+        others are dropped. A FIFO DLQ gets the record's `MessageGroupId` and
+        `MessageDeduplicationId` (else the source queue's name and the message id).
+
+        Args:
+            record: The record that failed.
+            info: Why, as the worker decided it.
+
+        Raises:
+            DriverError: No dead-letter queue is known, or the send failed
+                (the worker then reports the record failed, so it is not lost).
+        """
+        source = self._queue_for_arn(record.event_source_arn)
+        url = self._require_dead_letter_url(source)
+        params: SendMessageRequestTypeDef = {
+            "QueueUrl": url,
+            "MessageBody": record.body,
+            "MessageAttributes": _dead_letter_attributes(record, info),
+        }
+        if url.endswith(".fifo"):
+            group = record.attributes.message_group_id or source.name
+            dedup = record.attributes.message_deduplication_id or record.message_id
+            params["MessageGroupId"] = _fifo_id(group)
+            params["MessageDeduplicationId"] = _fifo_id(dedup)
+        if record.attributes.aws_trace_header:
+            params["MessageSystemAttributes"] = {
+                "AWSTraceHeader": {"DataType": "String", "StringValue": record.attributes.aws_trace_header}
+            }
+        with _translated("SendMessage to the dead-letter queue", _name_of_url(url)):
+            self.client.send_message(**params)
+
+    def change_visibility(self, changes: Sequence[VisibilityChange]) -> None:
+        """Hide received messages for a while (the backoff before a retry).
+
+        Uses `ChangeMessageVisibilityBatch`, 10 entries a call, per source
+        queue; seconds are clamped to 0..42,300 (`MAX_BACKOFF_SECONDS`: SQS
+        counts its 12-hour limit from the receive, up to 15 minutes ago).
+
+        Args:
+            changes: The changes; `source_queue` is the record's `eventSourceARN`.
+
+        Raises:
+            DriverError: Some changes failed (raised after every change was tried).
+        """
+        by_source: dict[str, list[VisibilityChange]] = {}
+        for change in changes:
+            by_source.setdefault(change.source_queue, []).append(change)
+        problems: list[str] = []
+        cause: BaseException | None = None
+        for source, items in by_source.items():
+            try:
+                url = self._queue_for_arn(source).url
+            except DriverError as exc:
+                problems.extend(f"{item.message_id}: {exc}" for item in items)
+                cause = cause or exc
+                continue
+            for start in range(0, len(items), _MAX_BATCH):
+                chunk = items[start : start + _MAX_BATCH]
+                entries: list[ChangeMessageVisibilityBatchRequestEntryTypeDef] = [
+                    {
+                        "Id": str(position),
+                        "ReceiptHandle": item.receipt_handle,
+                        "VisibilityTimeout": min(max(int(item.seconds), 0), MAX_BACKOFF_SECONDS),
+                    }
+                    for position, item in enumerate(chunk)
+                ]
+                try:
+                    response = self.client.change_message_visibility_batch(QueueUrl=url, Entries=entries)
+                except (ClientError, BotoCoreError) as exc:
+                    error = _translate(exc, "ChangeMessageVisibilityBatch", _name_of_url(url))
+                    problems.extend(f"{item.message_id}: {error}" for item in chunk)
+                    cause = cause or exc
+                    continue
+                for bad in response.get("Failed", []):
+                    item = chunk[int(bad["Id"])]
+                    problems.append(f"{item.message_id}: {bad.get('Code', '')}: {bad.get('Message', '')}")
+        if problems:
+            shown = "; ".join(problems[:5])
+            more = f" and {len(problems) - 5} more" if len(problems) > 5 else ""
+            msg = f"{len(problems)} of {len(changes)} visibility changes failed: {shown}{more}"
+            raise DriverError(msg) from cause
+
+    def check_redrive(self, queue_arn: str, max_attempts: int) -> str | None:
+        """Check that SQS will not redrive messages before a job's attempts run out.
+
+        SQS moves a message to the DLQ on the receive after `maxReceiveCount`;
+        if that is lower than a job's `max_attempts`, the job's last attempts
+        never run, and the DLQ copy lacks the error details and the
+        dead-letter hook. Never raises: a failed check is reported as text.
+
+        Args:
+            queue_arn: The source queue's ARN (a record's `eventSourceARN`).
+            max_attempts: The largest `max_attempts` of the jobs that read it.
+
+        Returns:
+            A warning to log, or `None` when all is well (or the queue has no
+            `RedrivePolicy`).
+        """
+        try:
+            source = self._queue_for_arn(queue_arn)
+            redrive = self._redrive_policy(source.url)
+        except GlassworkError as exc:
+            return (
+                f"could not read the RedrivePolicy of {queue_arn or 'the default queue'} ({exc}); "
+                "dead-lettering needs sqs:GetQueueAttributes on it or dead_letter_queues=..."
+            )
+        if redrive is None or redrive.max_receive_count >= max_attempts:
+            return None
+        return (
+            f"queue {source.name!r} has RedrivePolicy maxReceiveCount={redrive.max_receive_count}, "
+            f"lower than a job's max_attempts={max_attempts}: SQS will move messages to the "
+            "dead-letter queue before their retries run out (no error details, no dead-letter hook); "
+            f"set maxReceiveCount to at least {max_attempts}"
+        )
+
+    # --- consuming side ---------------------------------------------------------
+
+    def receive(
+        self,
+        queue: str | None = None,
+        *,
+        max_messages: int = 10,
+        visibility_timeout: int | None = None,
+        wait_seconds: float = 0.0,
+    ) -> list[SQSRecord]:
+        """Receive records shaped exactly as Lambda's event source mapping delivers them.
+
+        Asks for every system and message attribute. More than 10 messages
+        take several `ReceiveMessage` calls (only the first waits); a message
+        SQS delivers twice within one call is returned once.
+
+        Args:
+            queue: The queue (name, URL or ARN); `None` for the default.
+            max_messages: At most this many records.
+            visibility_timeout: Seconds the records stay hidden (default: the queue's).
+            wait_seconds: Long-poll up to this many seconds (whole seconds, at most 20).
+
+        Returns:
+            The records (possibly none).
+
+        Raises:
+            QueueNotFoundError: The queue is unknown or does not exist.
+            DriverError: The receive failed.
+        """
+        target = self._resolve(queue)
+        if max_messages <= 0:
+            return []
+        arn = self._queue_arn(target.url)
+        region = arn.split(":")[3] if arn.count(":") >= 5 else ""
+        records: dict[str, SQSRecord] = {}
+        wait = min(max(int(wait_seconds), 0), _MAX_WAIT_SECONDS)
+        while len(records) < max_messages:
+            asked = min(_MAX_BATCH, max_messages - len(records))
+            messages = self._receive_raw(target.url, asked, visibility_timeout, wait)
+            for message in messages:
+                record = _to_record(message, arn, region)
+                records.setdefault(record.message_id, record)
+            if len(messages) < asked:
+                break
+            wait = 0
+        return list(records.values())
+
+    def _receive_raw(
+        self, url: str, count: int, visibility_timeout: int | None, wait: int
+    ) -> list[MessageTypeDef]:
+        with _translated("ReceiveMessage", _name_of_url(url)):
+            if visibility_timeout is None:
+                response = self.client.receive_message(
+                    QueueUrl=url,
+                    MaxNumberOfMessages=count,
+                    WaitTimeSeconds=wait,
+                    MessageSystemAttributeNames=["All"],
+                    MessageAttributeNames=["All"],
+                )
+            else:
+                response = self.client.receive_message(
+                    QueueUrl=url,
+                    MaxNumberOfMessages=count,
+                    WaitTimeSeconds=wait,
+                    VisibilityTimeout=min(max(visibility_timeout, 0), MAX_DELAY_SECONDS),
+                    MessageSystemAttributeNames=["All"],
+                    MessageAttributeNames=["All"],
+                )
+        return list(response.get("Messages", []))
+
+    def delete(self, records: Sequence[SQSRecord]) -> None:
+        """Delete received records with `DeleteMessageBatch` (10 a call, per source queue).
+
+        Args:
+            records: Records from `receive` (or a Lambda event).
+
+        Raises:
+            DriverError: Some deletions failed (raised after every one was tried).
+        """
+        by_source: dict[str, list[SQSRecord]] = {}
+        for record in records:
+            by_source.setdefault(record.event_source_arn, []).append(record)
+        problems: list[str] = []
+        cause: BaseException | None = None
+        for source, items in by_source.items():
+            url = self._queue_for_arn(source).url
+            for start in range(0, len(items), _MAX_BATCH):
+                chunk = items[start : start + _MAX_BATCH]
+                try:
+                    response = self.client.delete_message_batch(
+                        QueueUrl=url,
+                        Entries=[
+                            {"Id": str(position), "ReceiptHandle": record.receipt_handle}
+                            for position, record in enumerate(chunk)
+                        ],
+                    )
+                except (ClientError, BotoCoreError) as exc:
+                    error = _translate(exc, "DeleteMessageBatch", _name_of_url(url))
+                    problems.extend(f"{record.message_id}: {error}" for record in chunk)
+                    cause = cause or exc
+                    continue
+                for bad in response.get("Failed", []):
+                    record = chunk[int(bad["Id"])]
+                    problems.append(f"{record.message_id}: {bad.get('Code', '')}: {bad.get('Message', '')}")
+        if problems:
+            shown = "; ".join(problems[:5])
+            more = f" and {len(problems) - 5} more" if len(problems) > 5 else ""
+            msg = f"{len(problems)} of {len(records)} deletions failed: {shown}{more}"
+            raise DriverError(msg) from cause
+
+    def counts(self, queue: str | None = None) -> QueueCounts:
+        """Approximate counts of a queue, plus the messages in its dead-letter queue.
+
+        Args:
+            queue: The queue (name, URL or ARN); `None` for the default.
+
+        Returns:
+            Visible, in-flight and delayed messages (SQS's `ApproximateNumberOf*`)
+            and every message of the DLQ (0 when there is none).
+
+        Raises:
+            QueueNotFoundError: The queue is unknown or does not exist.
+            DriverError: SQS failed.
+        """
+        target = self._resolve(queue)
+        main = self._counts(target.url)
+        dead_url = self._dead_letter_url(target)
+        dead = sum(self._counts(dead_url)) if dead_url is not None else 0
+        return QueueCounts(visible=main[0], in_flight=main[1], delayed=main[2], dead=dead)
+
+    def _counts(self, url: str) -> tuple[int, int, int]:
+        attributes = self._attributes(
+            url,
+            "ApproximateNumberOfMessages",
+            "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateNumberOfMessagesDelayed",
+        )
+        return (
+            int(attributes.get("ApproximateNumberOfMessages", "0")),
+            int(attributes.get("ApproximateNumberOfMessagesNotVisible", "0")),
+            int(attributes.get("ApproximateNumberOfMessagesDelayed", "0")),
+        )
+
+    # --- admin ------------------------------------------------------------------
+
+    def list_dead_letters(self, queue: str | None = None, *, limit: int = 100) -> list[DeadLetterEntry]:
+        """Peek at the messages in a queue's dead-letter queue.
+
+        Messages are received with a 30 s visibility timeout and released
+        (visibility 0) before returning, so they stay in the DLQ. Peeking
+        raises their receive count; a DLQ that has its own `RedrivePolicy`
+        would count it.
+
+        Args:
+            queue: The source queue (name, URL or ARN); `None` for the default.
+            limit: At most this many entries.
+
+        Returns:
+            One entry per message, with the `Glasswork*` attributes when
+            glasswork dead-lettered it (SQS's own redrive leaves them empty).
+
+        Raises:
+            DriverError: No dead-letter queue is known, or SQS failed.
+        """
+        target = self._resolve(queue)
+        url = self._require_dead_letter_url(target)
+        entries: dict[str, DeadLetterEntry] = {}
+        handles: list[str] = []
+        try:
+            while len(entries) < limit:
+                messages = self._receive_raw(
+                    url, min(_MAX_BATCH, limit - len(entries)), _PEEK_VISIBILITY_SECONDS, _PEEK_WAIT_SECONDS
+                )
+                fresh = 0
+                for message in messages:
+                    record = _to_record(message, "", "")
+                    handles.append(record.receipt_handle)
+                    if record.message_id not in entries:
+                        entries[record.message_id] = _dead_letter_entry(record)
+                        fresh += 1
+                if not fresh:
+                    break
+        finally:
+            self._release(url, handles)
+        return list(entries.values())
+
+    def _release(self, url: str, handles: Sequence[str]) -> None:
+        for start in range(0, len(handles), _MAX_BATCH):
+            chunk = handles[start : start + _MAX_BATCH]
+            try:
+                self.client.change_message_visibility_batch(
+                    QueueUrl=url,
+                    Entries=[
+                        {"Id": str(position), "ReceiptHandle": handle, "VisibilityTimeout": 0}
+                        for position, handle in enumerate(chunk)
+                    ],
+                )
+            except (ClientError, BotoCoreError):
+                continue  # best effort: they reappear after the peek's visibility timeout anyway
+
+    def redrive(self, queue: str | None = None) -> int:
+        """Move every message of a queue's dead-letter queue back to its source queue.
+
+        Each message is sent (original body and attributes, without the
+        `Glasswork*` ones) to the queue named by its `GlassworkSourceQueue`
+        attribute (or SQS's `DeadLetterQueueSourceArn`), else to `queue`,
+        and then deleted from the DLQ. A FIFO source gets the message's group
+        and the DLQ message id as deduplication id.
+
+        Args:
+            queue: The source queue (name, URL or ARN); `None` for the default.
+
+        Returns:
+            How many messages moved.
+
+        Raises:
+            DriverError: No dead-letter queue is known, or a send or delete
+                failed (messages not yet moved stay in the DLQ).
+        """
+        target = self._resolve(queue)
+        url = self._require_dead_letter_url(target)
+        moved: set[str] = set()
+        while True:
+            messages = self._receive_raw(url, _MAX_BATCH, _PEEK_VISIBILITY_SECONDS, _PEEK_WAIT_SECONDS)
+            if not messages:
+                break
+            records = [_to_record(message, "", "") for message in messages]
+            for record in records:
+                if record.message_id not in moved:
+                    self._send_back(record, target)
+                    moved.add(record.message_id)
+            self._delete_handles(url, [record.receipt_handle for record in records])
+        return len(moved)
+
+    def _send_back(self, record: SQSRecord, fallback: _Queue) -> None:
+        origin = record.message_attributes.get(ATTR_SOURCE_QUEUE)
+        origin_arn = origin.string_value if origin else None
+        origin_arn = origin_arn or record.attributes.dead_letter_queue_source_arn
+        destination = self._queue_for_arn(origin_arn) if origin_arn else fallback
+        attributes: dict[str, MessageAttributeValueTypeDef] = {}
+        for name, value in record.message_attributes.items():
+            converted = _boto_attribute(value)
+            if name not in _GLASSWORK_ATTRIBUTES and converted is not None:
+                attributes[name] = converted
+        params: SendMessageRequestTypeDef = {
+            "QueueUrl": destination.url,
+            "MessageBody": record.body,
+            "MessageAttributes": attributes,
+        }
+        if destination.fifo:
+            params["MessageGroupId"] = _fifo_id(record.attributes.message_group_id or destination.name)
+            params["MessageDeduplicationId"] = _fifo_id(record.message_id)
+        with _translated("SendMessage (redrive)", destination.name):
+            self.client.send_message(**params)
+
+    def _delete_handles(self, url: str, handles: Sequence[str]) -> None:
+        for start in range(0, len(handles), _MAX_BATCH):
+            chunk = handles[start : start + _MAX_BATCH]
+            with _translated("DeleteMessageBatch", _name_of_url(url)):
+                response = self.client.delete_message_batch(
+                    QueueUrl=url,
+                    Entries=[{"Id": str(position), "ReceiptHandle": h} for position, h in enumerate(chunk)],
+                )
+            failed = response.get("Failed", [])
+            if failed:
+                msg = f"could not delete {len(failed)} redriven messages from {url}: {failed}"
+                raise DriverError(msg)
+
+    def purge(self, queue: str | None = None) -> int:
+        """Delete every message of a queue with `PurgeQueue`.
+
+        SQS allows one purge a queue every 60 seconds and may take that long
+        to finish.
+
+        Args:
+            queue: The queue (name, URL or ARN); `None` for the default.
+
+        Returns:
+            The approximate number of messages it held.
+
+        Raises:
+            DriverError: SQS refused (for example a purge already in progress).
+        """
+        target = self._resolve(queue)
+        held = sum(self._counts(target.url))
+        with _translated("PurgeQueue", target.name):
+            self.client.purge_queue(QueueUrl=target.url)
+        return held
+
+
+# --- helpers --------------------------------------------------------------------
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _is_url(value: str) -> bool:
+    return value.startswith(("https://", "http://"))
+
+
+def _name_of_url(url: str) -> str:
+    return url.rstrip("/").rsplit("/", 1)[-1]
+
+
+def _region_of_url(url: str) -> str | None:
+    match = _REGION_IN_URL.match(url)
+    if match is None:
+        return None
+    return match.group(1) or match.group(2)
+
+
+def _fifo_id(value: str) -> str:
+    """A `MessageGroupId`/`MessageDeduplicationId` SQS accepts: the value, or its SHA-256."""
+    if _FIFO_ID.match(value):
+        return value
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def _clean(text: str) -> str:
+    """Replace characters SQS rejects in attribute values."""
+    return _NOT_XML_CHAR.sub("\ufffd", text)
+
+
+def _job_attributes(message: JobMessage) -> dict[str, MessageAttributeValueTypeDef]:
+    return {ATTR_JOB_NAME: {"DataType": "String", "StringValue": message.job_name}}
+
+
+def _entry_size(message: JobMessage) -> int:
+    """Bytes a message counts towards SQS's request limit (body plus attributes)."""
+    attributes = len(ATTR_JOB_NAME) + len("String") + len(message.job_name.encode())
+    return len(message.body.encode()) + attributes
+
+
+def _chunks(indexes: Sequence[int], sizes: Sequence[int]) -> Iterator[list[int]]:
+    """Split into runs of at most 10 entries and at most 1 MiB each (an oversized entry goes alone)."""
+    chunk: list[int] = []
+    total = 0
+    for index, size in zip(indexes, sizes, strict=True):
+        if chunk and (len(chunk) == _MAX_BATCH or total + size > MAX_MESSAGE_BYTES):
+            yield chunk
+            chunk, total = [], 0
+        chunk.append(index)
+        total += size
+    if chunk:
+        yield chunk
+
+
+def _dead_letter_attributes(
+    record: SQSRecord, info: DeadLetterInfo
+) -> dict[str, MessageAttributeValueTypeDef]:
+    ours: dict[str, str] = {
+        ATTR_REASON: info.reason,
+        ATTR_ERROR_TYPE: info.error_type,
+        ATTR_ERROR_MESSAGE: info.error_message[:1000],
+        ATTR_SOURCE_QUEUE: info.source_queue or record.event_source_arn,
+    }
+    attributes: dict[str, MessageAttributeValueTypeDef] = {}
+    original_name = record.message_attributes.get(ATTR_JOB_NAME)
+    job_name = info.job_name or (original_name.string_value if original_name else None)
+    if job_name:
+        attributes[ATTR_JOB_NAME] = {"DataType": "String", "StringValue": _clean(job_name)}
+    for name, value in ours.items():
+        if value:
+            attributes[name] = {"DataType": "String", "StringValue": _clean(value)}
+    attributes[ATTR_ATTEMPT] = {"DataType": "Number", "StringValue": str(info.attempt)}
+    for name, original in record.message_attributes.items():
+        if len(attributes) >= _MAX_ATTRIBUTES:
+            break
+        converted = _boto_attribute(original)
+        if name not in attributes and converted is not None:
+            attributes[name] = converted
+    return attributes
+
+
+def _boto_attribute(value: SQSMessageAttribute) -> MessageAttributeValueTypeDef | None:
+    """A Lambda-shaped attribute as boto3 sends it; `None` for list-only values (SQS reserves those)."""
+    if value.string_value is not None:
+        return {"DataType": value.data_type, "StringValue": value.string_value}
+    if value.binary_value is not None:
+        return {"DataType": value.data_type, "BinaryValue": base64.b64decode(value.binary_value)}
+    return None
+
+
+def _lambda_attribute(value: MessageAttributeValueOutputTypeDef) -> SQSMessageAttribute:
+    binary = value.get("BinaryValue")
+    return SQSMessageAttribute(
+        data_type=value.get("DataType", "String"),
+        string_value=value.get("StringValue"),
+        binary_value=base64.b64encode(binary).decode() if binary is not None else None,
+        string_list_values=list(value.get("StringListValues", [])),
+        binary_list_values=[base64.b64encode(b).decode() for b in value.get("BinaryListValues", [])],
+    )
+
+
+def _to_record(message: MessageTypeDef, arn: str, region: str) -> SQSRecord:
+    attributes = msgspec.convert(dict(message.get("Attributes", {})), SQSRecordAttributes)
+    return SQSRecord(
+        message_id=message.get("MessageId", ""),
+        receipt_handle=message.get("ReceiptHandle", ""),
+        body=message.get("Body", ""),
+        attributes=attributes,
+        message_attributes={
+            name: _lambda_attribute(value) for name, value in message.get("MessageAttributes", {}).items()
+        },
+        md5_of_body=message.get("MD5OfBody", ""),
+        event_source="aws:sqs",
+        event_source_arn=arn,
+        aws_region=region,
+    )
+
+
+def _dead_letter_entry(record: SQSRecord) -> DeadLetterEntry:
+    def text(name: str) -> str | None:
+        value = record.message_attributes.get(name)
+        return value.string_value if value is not None else None
+
+    job_name, job_id = text(ATTR_JOB_NAME), None
+    try:
+        envelope = decode_message(record.body)
+    except MalformedMessageError:
+        pass
+    else:
+        job_name = job_name or envelope.job_name
+        job_id = envelope.job_id or None
+    attempt = text(ATTR_ATTEMPT)
+    return DeadLetterEntry(
+        message_id=record.message_id,
+        body=record.body,
+        job_name=job_name,
+        job_id=job_id,
+        attempt=int(attempt) if attempt and attempt.isdigit() else None,
+        reason=text(ATTR_REASON),
+        error_type=text(ATTR_ERROR_TYPE),
+        error_message=text(ATTR_ERROR_MESSAGE),
+    )
+
+
+def _translate(exc: ClientError | BotoCoreError, action: str, queue: str | None) -> DriverError:
+    """Our error for a botocore one (the caller attaches it as `__cause__`)."""
+    where = f" on queue {queue!r}" if queue else ""
+    if isinstance(exc, ClientError):
+        error: Mapping[str, object] = exc.response.get("Error", {})
+        codes = {str(error.get("Code", "")), str(error.get("QueryErrorCode", ""))}
+        text = str(error.get("Message", "")) or str(exc)
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        code = str(error.get("Code", ""))
+        if codes & _NOT_FOUND_CODES:
+            return QueueNotFoundError(f"SQS queue {queue!r} does not exist ({action}: {code})")
+        if codes & _THROTTLE_CODES or status == 429:
+            return ThrottledError(f"{action}{where} was throttled: {code}: {text}")
+        return DriverError(f"{action}{where} failed: {code}: {text}")
+    return DriverError(f"{action}{where} failed: {exc}")
+
+
+@contextmanager
+def _translated(action: str, queue: str | None) -> Iterator[None]:
+    try:
+        yield
+    except (ClientError, BotoCoreError) as exc:
+        raise _translate(exc, action, queue) from exc
