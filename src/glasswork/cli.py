@@ -486,10 +486,11 @@ class _StatusLine:
         self.prefix = prefix
         self.lock = threading.RLock()
         self.shown_at = 0.0
+        self.finished = False
 
     def draw(self, *, force: bool = False) -> None:
         now = time.monotonic()
-        if not force and now - self.shown_at < _STATUS_INTERVAL:
+        if self.finished or (not force and now - self.shown_at < _STATUS_INTERVAL):
             return
         self.shown_at = now
         with self.lock:
@@ -498,12 +499,14 @@ class _StatusLine:
 
     def clear(self) -> None:
         with self.lock:
-            self.stream.write("\r\x1b[K")
-            self.stream.flush()
+            if not self.finished:
+                self.stream.write("\r\x1b[K")
+                self.stream.flush()
 
     def finish(self) -> None:
         with self.lock:
             self.draw(force=True)
+            self.finished = True
             self.stream.write("\n")
             self.stream.flush()
 
