@@ -371,14 +371,14 @@ def test_fifo_delayed_head_holds_back_its_group(driver: SQLiteQueueDriver, clock
     assert payloads(driver.receive(q)) == [{"n": 0}, {"n": 1}]
 
 
-def test_fifo_group_defaults_to_the_queue_then_the_job_name(driver: SQLiteQueueDriver) -> None:
+def test_fifo_group_defaults_to_the_queue_name(driver: SQLiteQueueDriver) -> None:
     driver.enqueue(message(1, queue="orders.fifo"))
     driver.configure_queue("default", fifo=True)
-    driver.enqueue(message(2, name="resize"))
+    driver.enqueue(message(2))
     (named,) = driver.receive("orders.fifo")
     (unnamed,) = driver.receive()
     assert named.attributes.message_group_id == "orders.fifo"
-    assert unnamed.attributes.message_group_id == "resize"
+    assert unnamed.attributes.message_group_id == "default"
 
 
 def test_configured_fifo_queue_keeps_order_without_the_suffix(driver: SQLiteQueueDriver) -> None:

@@ -651,7 +651,7 @@ class SQLiteQueueDriver:
             if seen is not None:
                 return EnqueueResult(message_id=str(seen[0]), job_id=message.job_id)
         message_id = str(uuid.uuid4())
-        group_id = (message.group_id or message.queue or message.job_name) if config.fifo else None
+        group_id = (message.group_id or config.name) if config.fifo else None
         conn.execute(
             _INSERT,
             (
