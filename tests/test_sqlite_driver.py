@@ -619,6 +619,20 @@ def test_stale_receipt_handle_cannot_touch_a_redelivered_message(
     assert driver.counts() == counts()
 
 
+def test_handle_of_a_deleted_message_cannot_touch_a_later_one(driver: SQLiteQueueDriver) -> None:
+    driver.enqueue(message(1))
+    (old,) = driver.receive()
+    driver.delete([old])
+    driver.enqueue(message(2))
+    (new,) = driver.receive()
+    driver.delete([old])
+    with pytest.raises(DriverError, match="stale"):
+        driver.dead_letter(old, info(old))
+    assert driver.counts() == counts(in_flight=1)
+    driver.delete([new])
+    assert driver.counts() == counts()
+
+
 def test_handle_of_an_expired_but_unclaimed_receive_still_works(
     driver: SQLiteQueueDriver, clock: FakeClock
 ) -> None:

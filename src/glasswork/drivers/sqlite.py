@@ -103,7 +103,7 @@ _DEDUP_SWEEP_EVERY: Final = 512
 _SCHEMA: Final = (
     """
     CREATE TABLE IF NOT EXISTS glasswork_messages (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        id INTEGER PRIMARY KEY,
         queue TEXT NOT NULL,
         message_id TEXT NOT NULL,
         body TEXT NOT NULL,
@@ -123,7 +123,7 @@ _SCHEMA: Final = (
     " WHERE group_id IS NOT NULL",
     """
     CREATE TABLE IF NOT EXISTS glasswork_dead_letters (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        id INTEGER PRIMARY KEY,
         queue TEXT NOT NULL,
         message_id TEXT NOT NULL,
         body TEXT NOT NULL,
@@ -184,7 +184,9 @@ _CLAIM: Final = (
     "UPDATE glasswork_messages SET visible_at = ?, receive_count = ?, first_receive_at = ?"
     " WHERE id = ?"
 )
-_DELETE: Final = "DELETE FROM glasswork_messages WHERE id = ? AND receive_count = ?"
+_DELETE: Final = (
+    "DELETE FROM glasswork_messages WHERE id = ? AND receive_count = ? AND message_id = ?"
+)
 _INSERT_DEAD: Final = (
     "INSERT INTO glasswork_dead_letters"
     " (queue, message_id, body, job_name, job_id, group_id, dedup_id, sent_at,"
@@ -831,7 +833,7 @@ class SQLiteQueueDriver:
         )
         return SQSRecord(
             message_id=message_id,
-            receipt_handle=f"{rowid}:{count}",
+            receipt_handle=f"{rowid}:{count}:{message_id}",
             body=body,
             attributes=attributes,
             message_attributes=(
@@ -884,7 +886,7 @@ class SQLiteQueueDriver:
             row = (
                 conn.execute(
                     "SELECT queue, job_name, job_id, group_id, dedup_id, sent_at"
-                    " FROM glasswork_messages WHERE id = ? AND receive_count = ?",
+                    " FROM glasswork_messages WHERE id = ? AND receive_count = ? AND message_id = ?",
                     key,
                 ).fetchone()
                 if key is not None
@@ -935,7 +937,7 @@ class SQLiteQueueDriver:
                 updated = (
                     conn.execute(
                         "UPDATE glasswork_messages SET visible_at = ?"
-                        " WHERE id = ? AND receive_count = ?",
+                        " WHERE id = ? AND receive_count = ? AND message_id = ?",
                         (now + max(change.seconds, 0), *key),
                     ).rowcount
                     if key is not None
@@ -1106,8 +1108,14 @@ def _check_queue(name: str) -> None:
         raise QueueNotFoundError(msg)
 
 
-def _parse_handle(handle: str) -> tuple[int, int] | None:
-    rowid, sep, count = handle.partition(":")
-    if not sep or not rowid.isdigit() or not count.isdigit():
+def _parse_handle(handle: str) -> tuple[int, int, str] | None:
+    """`(rowid, receive count, message id)` from a receipt handle, or `None` if it is not one.
+
+    The row id finds the row, the receive count tells this receive from later
+    ones, and the message id guards against a row id reused after a delete.
+    """
+    parts = handle.split(":", 2)
+    if len(parts) != 3 or not parts[0].isdigit() or not parts[1].isdigit():
         return None
-    return int(rowid), int(count)
+    return int(parts[0]), int(parts[1]), parts[2]
+
