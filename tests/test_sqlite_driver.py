@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import itertools
 import json
 import os
 import sqlite3
@@ -669,6 +671,56 @@ def test_unknown_handles_are_ignored_by_delete(driver: SQLiteQueueDriver) -> Non
     driver.change_visibility([])
 
 
+def test_send_raw_delivers_any_body(driver: SQLiteQueueDriver, clock: FakeClock) -> None:
+    message_id = driver.send_raw("<order id=7>not json</order>")
+    driver.send_raw("{}", job_name="resize", delay_seconds=5)
+    (record,) = driver.receive()
+    assert (record.message_id, record.body, record.message_attributes) == (
+        message_id,
+        "<order id=7>not json</order>",
+        {},
+    )
+    clock.advance(5)
+    (named,) = driver.receive()
+    assert named.message_attributes["JobName"].string_value == "resize"
+
+
+def test_send_raw_to_a_fifo_queue(driver: SQLiteQueueDriver) -> None:
+    first = driver.send_raw("a", queue="q.fifo", group_id="g", deduplication_id="d")
+    assert driver.send_raw("b", queue="q.fifo", group_id="g", deduplication_id="d") == first
+    driver.send_raw("c", queue="q.fifo")
+    records = driver.receive("q.fifo")
+    assert [(r.body, r.attributes.message_group_id) for r in records] == [
+        ("a", "g"),
+        ("c", "q.fifo"),
+    ]
+
+
+def test_close_from_another_thread_closes_every_connection(db: Path) -> None:
+    d = SQLiteQueueDriver(db)
+    errors: list[BaseException] = []
+    opened = threading.Event()
+    closed = threading.Event()
+
+    def use() -> None:
+        d.enqueue(message(1))
+        opened.set()
+        closed.wait(10)
+        try:
+            d.enqueue(message(2))
+        except DriverError as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=use)
+    thread.start()
+    assert opened.wait(10)
+    d.close()
+    closed.set()
+    thread.join(10)
+    assert len(errors) == 1
+    assert "closed" in str(errors[0])
+
+
 # --- concurrency and durability ----------------------------------------------
 
 
@@ -733,40 +785,139 @@ print(json.dumps(ids))
 """
 
 
+@contextlib.contextmanager
+def _processes(
+    script: str, db: Path, tmp_path: Path, count: int
+) -> Iterator[list[tuple[str, str]]]:
+    """Run `count` processes of `script`, release them together, yield their `(stdout, stderr)`."""
+    path = [str(SRC), *filter(None, [os.environ.get("PYTHONPATH")])]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
+    go = tmp_path / "go"
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        for i in range(count):
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-c", script, str(db), str(tmp_path / f"ready-{i}"), str(go)],
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    env=env,
+                    text=True,
+                )
+            )
+        deadline = time.monotonic() + 60
+        while not all((tmp_path / f"ready-{i}").exists() for i in range(count)):
+            assert time.monotonic() < deadline, "processes did not start"
+            assert all(p.poll() is None for p in procs), "a process died"
+            time.sleep(0.01)
+        go.touch()
+        outputs = []
+        for proc in procs:
+            out, err = proc.communicate(timeout=120)
+            assert proc.returncode == 0, err
+            outputs.append((out, err))
+        yield outputs
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.communicate()
+
+
 @pytest.mark.slow
 def test_processes_receiving_concurrently_never_get_the_same_message(tmp_path: Path) -> None:
     db = tmp_path / "shared.db"
     with SQLiteQueueDriver(db) as producer:
         sent = {r.message_id for r in producer.enqueue_batch([message(n) for n in range(3000)])}
-    path = [str(SRC), *filter(None, [os.environ.get("PYTHONPATH")])]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
-    go = tmp_path / "go"
-    workers = []
-    for i in range(3):
-        ready = tmp_path / f"ready-{i}"
-        proc = subprocess.Popen(
-            [sys.executable, "-c", _CONSUMER, str(db), str(ready), str(go)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=env,
-            text=True,
-        )
-        workers.append((proc, ready))
-    deadline = time.monotonic() + 60
-    while not all(ready.exists() for _proc, ready in workers):
-        assert time.monotonic() < deadline, "consumers did not start"
-        assert all(proc.poll() is None for proc, _ready in workers), "a consumer died"
-        time.sleep(0.01)
-    go.touch()
-    received: list[list[str]] = []
-    for proc, _ready in workers:
-        out, err = proc.communicate(timeout=120)
-        assert proc.returncode == 0, err
-        received.append(json.loads(out))
+    with _processes(_CONSUMER, db, tmp_path, 3) as outputs:
+        received: list[list[str]] = [json.loads(out) for out, _err in outputs]
     every = [m for ids in received for m in ids]
     assert len(every) == len(set(every)), "a message was received twice"
     assert set(every) == sent
     assert sum(1 for ids in received if ids) >= 2, "the consumers did not overlap"
+
+
+_FIFO_CONSUMER = """
+import json, pathlib, sys, time
+from glasswork.core import decode_message
+from glasswork.drivers.sqlite import SQLiteQueueDriver
+
+db, ready, go = sys.argv[1], pathlib.Path(sys.argv[2]), pathlib.Path(sys.argv[3])
+driver = SQLiteQueueDriver(db, visibility_timeout=600)
+ready.touch()
+deadline = time.monotonic() + 30
+while not go.exists():
+    if time.monotonic() > deadline:
+        sys.exit("never told to start")
+    time.sleep(0.001)
+held = []
+idle = 0
+while idle < 20:
+    records = driver.receive("orders.fifo", max_messages=3)
+    got = time.monotonic()
+    if not records:
+        idle += 1
+        time.sleep(0.001)
+        continue
+    idle = 0
+    ns = [json.loads(bytes(decode_message(r.body).payload))["n"] for r in records]
+    groups = [r.attributes.message_group_id for r in records]
+    released = time.monotonic()
+    driver.delete(records)
+    held.append({"from": got, "to": released, "ns": ns, "groups": groups})
+print(json.dumps(held))
+"""
+
+
+@pytest.mark.slow
+def test_processes_never_hold_one_fifo_group_at_once_and_keep_its_order(tmp_path: Path) -> None:
+    db = tmp_path / "fifo.db"
+    with SQLiteQueueDriver(db) as producer:
+        producer.enqueue_batch(
+            [message(n, queue="orders.fifo", group=f"g{n % 4}") for n in range(400)]
+        )
+    with _processes(_FIFO_CONSUMER, db, tmp_path, 3) as outputs:
+        pass
+    holds: list[tuple[float, float, int, str, list[int]]] = []
+    for i, (out, _err) in enumerate(outputs):
+        for hold in json.loads(out):
+            for group in set(hold["groups"]):
+                ns = [n for n, g in zip(hold["ns"], hold["groups"], strict=True) if g == group]
+                holds.append((hold["from"], hold["to"], i, group, ns))
+    for group in ("g0", "g1", "g2", "g3"):
+        mine = sorted(h for h in holds if h[3] == group)
+        for earlier, later in itertools.pairwise(mine):
+            assert earlier[1] <= later[0], f"group {group} held by two receives at once"
+        order = [n for h in mine for n in h[4]]
+        assert order == [n for n in range(400) if f"g{n % 4}" == group]
+    assert len({h[2] for h in holds}) >= 2, "the consumers did not overlap"
+
+
+_OPENER = """
+import pathlib, sys, time
+from glasswork.core import JobMessage
+from glasswork.drivers.sqlite import SQLiteQueueDriver
+
+db, ready, go = sys.argv[1], pathlib.Path(sys.argv[2]), pathlib.Path(sys.argv[3])
+ready.touch()
+deadline = time.monotonic() + 30
+while not go.exists():
+    if time.monotonic() > deadline:
+        sys.exit("never told to start")
+    time.sleep(0.001)
+with SQLiteQueueDriver(db) as driver:
+    for n in range(50):
+        driver.enqueue(JobMessage(job_name="noop", payload=n, job_id=f"{ready.name}-{n}"))
+"""
+
+
+@pytest.mark.slow
+def test_processes_creating_the_same_file_at_once_all_succeed(tmp_path: Path) -> None:
+    db = tmp_path / "fresh.db"
+    with _processes(_OPENER, db, tmp_path, 4):
+        pass
+    with SQLiteQueueDriver(db) as driver:
+        assert driver.counts() == counts(visible=200)
 
 
 def test_state_survives_reopening_the_file(db: Path, clock: FakeClock) -> None:

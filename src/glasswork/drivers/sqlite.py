@@ -378,7 +378,7 @@ class SQLiteQueueDriver:
         local = self._local
         conn = local.conn
         pid = os.getpid()
-        if conn is not None and local.pid == pid:
+        if conn is not None and local.pid == pid and not self._closed:
             return conn
         if self._closed:
             msg = f"sqlite queue {str(self.path)!r} is closed"
@@ -394,7 +394,13 @@ class SQLiteQueueDriver:
             raise DriverError(msg)
         try:
             conn = sqlite3.connect(
-                self.path, timeout=self._busy_timeout, isolation_level=None, cached_statements=64
+                self.path,
+                timeout=self._busy_timeout,
+                isolation_level=None,
+                cached_statements=64,
+                # Each thread uses only its own connection; this lets `close()`
+                # close every thread's connection from the thread that calls it.
+                check_same_thread=False,
             )
         except sqlite3.Error as exc:
             msg = f"cannot open sqlite queue {str(self.path)!r}: {exc}"
@@ -643,7 +649,33 @@ class SQLiteQueueDriver:
     def _insert_one(
         self, conn: sqlite3.Connection, config: QueueConfig, message: JobMessage, now: float
     ) -> EnqueueResult:
-        dedup_id = message.deduplication_id if config.deduplicate else None
+        message_id = self._insert(
+            conn,
+            config,
+            now=now,
+            body=message.body,
+            job_name=message.job_name,
+            job_id=message.job_id,
+            group_id=message.group_id,
+            deduplication_id=message.deduplication_id,
+            delay_seconds=message.delay_seconds,
+        )
+        return EnqueueResult(message_id=message_id, job_id=message.job_id)
+
+    def _insert(
+        self,
+        conn: sqlite3.Connection,
+        config: QueueConfig,
+        *,
+        now: float,
+        body: str,
+        job_name: str | None,
+        job_id: str | None,
+        group_id: str | None,
+        deduplication_id: str | None,
+        delay_seconds: float,
+    ) -> str:
+        dedup_id = deduplication_id if config.deduplicate else None
         if dedup_id is not None:
             seen = conn.execute(
                 "SELECT message_id FROM glasswork_dedup"
@@ -651,21 +683,20 @@ class SQLiteQueueDriver:
                 (config.name, dedup_id, now),
             ).fetchone()
             if seen is not None:
-                return EnqueueResult(message_id=str(seen[0]), job_id=message.job_id)
+                return str(seen[0])
         message_id = str(uuid.uuid4())
-        group_id = (message.group_id or config.name) if config.fifo else None
         conn.execute(
             _INSERT,
             (
                 config.name,
                 message_id,
-                message.body,
-                message.job_name,
-                message.job_id,
-                group_id,
+                body,
+                job_name,
+                job_id,
+                (group_id or config.name) if config.fifo else None,
                 dedup_id,
                 now,
-                now + max(message.delay_seconds, 0),
+                now + max(delay_seconds, 0),
             ),
         )
         if dedup_id is not None:
@@ -677,7 +708,49 @@ class SQLiteQueueDriver:
                 " VALUES (?, ?, ?, ?)",
                 (config.name, dedup_id, message_id, now + self.dedup_window),
             )
-        return EnqueueResult(message_id=message_id, job_id=message.job_id)
+        return message_id
+
+    def send_raw(
+        self,
+        body: str,
+        *,
+        queue: str | None = None,
+        job_name: str | None = None,
+        delay_seconds: float = 0,
+        group_id: str | None = None,
+        deduplication_id: str | None = None,
+    ) -> str:
+        """Add a message with any body, as a foreign producer (or a test of poison messages) would.
+
+        Args:
+            body: The message body, sent as it is (it need not be JSON).
+            queue: The queue; the default queue when `None`.
+            job_name: The `JobName` message attribute, if any.
+            delay_seconds: Seconds before the message becomes visible.
+            group_id: The FIFO message group (default: the queue name).
+            deduplication_id: The FIFO deduplication id (default: the message id,
+                so nothing is deduplicated).
+
+        Returns:
+            The message id (the original's, for a deduplicated send).
+
+        Raises:
+            QueueNotFoundError: The queue name is not valid.
+            DriverError: The message was not stored.
+        """
+        config = self.queue_config(queue)
+        with self._write("send a message") as conn:
+            return self._insert(
+                conn,
+                config,
+                now=self._clock(),
+                body=body,
+                job_name=job_name,
+                job_id=None,
+                group_id=group_id,
+                deduplication_id=deduplication_id or str(uuid.uuid4()),
+                delay_seconds=delay_seconds,
+            )
 
     # --- consuming side -------------------------------------------------------
 
