@@ -369,6 +369,9 @@ class SQLiteQueueDriver:
         )
         return driver, queue
 
+    def __repr__(self) -> str:
+        return f"SQLiteQueueDriver({str(self.path)!r}, default_queue={self.default_queue!r})"
+
     @property
     def name(self) -> str:
         """`"sqlite"`."""
@@ -494,10 +497,11 @@ class SQLiteQueueDriver:
         max_receive_count: int | None = None,
         visibility_timeout: int | None = None,
     ) -> QueueConfig:
-        """Store settings for one queue in the database (every process sees them).
+        """Store settings for one queue in the database.
 
-        An argument left `None` keeps the stored value, or the driver's
-        default where none is stored.
+        Every driver on the file sees them (others within a second: settings
+        are cached that long). An argument left `None` keeps the stored value,
+        or the driver's default where none is stored.
 
         Args:
             name: The queue name.
@@ -537,6 +541,12 @@ class SQLiteQueueDriver:
 
     def queue_config(self, queue: str | None = None) -> QueueConfig:
         """The effective settings of a queue (stored ones over the driver's defaults).
+
+        Args:
+            queue: The queue; the default queue when `None`.
+
+        Returns:
+            The settings, read at most a second ago.
 
         Raises:
             QueueNotFoundError: The name is not a valid queue name.
