@@ -838,3 +838,23 @@ def test_message_attribute_round_trip_through_lambda_shape() -> None:
     attributes = _dead_letter_attributes(record, info)
     assert attributes["Bin"] == {"DataType": "Binary", "BinaryValue": b"\x00\x01\xff"}
     assert "Only" not in attributes  # list values are reserved by SQS and cannot be sent
+
+
+def test_redrive_refuses_to_send_a_queue_into_itself(sqs: SQSClient) -> None:
+    url = make_queue(sqs, "jobs")
+    driver = SQSQueueDriver({"jobs": url}, sqs, dead_letter_queues={"jobs": url})
+    driver.enqueue(job_message())
+
+    with pytest.raises(DriverError, match="own dead-letter queue"):
+        driver.redrive()
+    assert driver.counts().visible == 1  # released at once, not hidden for the peek's 30 s
+
+
+def test_from_url_names_the_queue_after_its_url(sqs: SQSClient) -> None:
+    url = make_queue(sqs, "jobs")
+    driver = SQSQueueDriver.from_url(url, client=sqs)
+
+    driver.enqueue(job_message())
+    driver.enqueue(job_message(queue="jobs"))
+
+    assert driver.counts("jobs").visible == 2

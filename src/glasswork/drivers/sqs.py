@@ -238,6 +238,7 @@ class SQSQueueDriver:
             and self._queues is not None
             and default_queue not in self._queues
             and not _is_url(default_queue)
+            and not default_queue.startswith("arn:")
         ):
             known = sorted(self._queues)
             msg = f"default_queue {default_queue!r} is not one of the configured queues {known}"
@@ -1008,7 +1009,7 @@ class SQSQueueDriver:
 
         Raises:
             DriverError: No dead-letter queue is known, or a send or delete
-                failed (messages not yet moved stay in the DLQ).
+                failed (messages not yet moved stay in the DLQ, visible again).
         """
         target = self._resolve(queue)
         url = self._require_dead_letter_url(target)
@@ -1018,18 +1019,26 @@ class SQSQueueDriver:
             if not messages:
                 break
             records = [_to_record(message, "", "") for message in messages]
-            for record in records:
-                if record.message_id not in moved:
-                    self._send_back(record, target)
-                    moved.add(record.message_id)
+            try:
+                for record in records:
+                    if record.message_id not in moved:
+                        self._send_back(record, target, url)
+                        moved.add(record.message_id)
+            except GlassworkError:
+                self._delete_handles(url, [r.receipt_handle for r in records if r.message_id in moved])
+                self._release(url, [r.receipt_handle for r in records if r.message_id not in moved])
+                raise
             self._delete_handles(url, [record.receipt_handle for record in records])
         return len(moved)
 
-    def _send_back(self, record: SQSRecord, fallback: _Queue) -> None:
+    def _send_back(self, record: SQSRecord, fallback: _Queue, dead_letter_url: str) -> None:
         origin = record.message_attributes.get(ATTR_SOURCE_QUEUE)
         origin_arn = origin.string_value if origin else None
         origin_arn = origin_arn or record.attributes.dead_letter_queue_source_arn
         destination = self._queue_for_arn(origin_arn) if origin_arn else fallback
+        if destination.url == dead_letter_url:
+            msg = f"message {record.message_id} names its own dead-letter queue as its source; not redriven"
+            raise DriverError(msg)
         attributes: dict[str, MessageAttributeValueTypeDef] = {}
         for name, value in record.message_attributes.items():
             converted = _boto_attribute(value)
