@@ -67,11 +67,6 @@ def test_invalid_job_name_is_a_configuration_error(name: str) -> None:
     assert repr(name) in str(caught.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the job name pattern ends in `$`, which also matches before a trailing newline, so "
-    "define_job(name='send\\n') is accepted (use re.fullmatch or `\\Z`)",
-)
 def test_job_name_with_a_trailing_newline_is_a_configuration_error() -> None:
     with pytest.raises(ConfigurationError):
         job("send\n")
@@ -113,12 +108,6 @@ def test_unsupported_payload_type_is_a_configuration_error(payload: Any) -> None
     assert isinstance(caught.value.__cause__, TypeError)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="define_job(payload=SomeClass) with a class msgspec can only treat as a custom type "
-    "(no dec_hook) is accepted; every enqueue then fails with InvalidJobPayloadError and every "
-    "message is dead-lettered, instead of a ConfigurationError at definition",
-)
 def test_plain_class_payload_type_is_a_configuration_error() -> None:
     with pytest.raises(ConfigurationError, match="Plain"):
         define_job(name="plain", handler=_noop, payload=Plain)
@@ -238,12 +227,6 @@ def test_async_handler_runs_to_completion() -> None:
     assert sorted(cast("list[int]", done)) == [1, 2]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a handler that is not an `async def` but returns an awaitable (a decorated coroutine "
-    "function, an object with `async def __call__`) is never awaited on the worker's sync path: "
-    "the job is acked without running",
-)
 def test_handler_returning_an_awaitable_is_awaited() -> None:
     done: list[int] = []
 
@@ -306,11 +289,6 @@ def test_invalid_schedule_is_a_configuration_error(schedule: str) -> None:
     assert "'tick'" in str(caught.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="define_periodic_job accepts schedules EventBridge rejects: the rate value must be "
-    "positive, singular unit for 1 and plural above 1, and cron needs six fields",
-)
 @pytest.mark.parametrize(
     "schedule", ["rate(0 minutes)", "rate(1 minutes)", "rate(5 minute)", "cron(0 12 * * *)"]
 )

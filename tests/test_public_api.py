@@ -113,12 +113,6 @@ def test_import_glasswork_does_not_load(loaded: set[str], module: str) -> None:
     assert module not in loaded
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="glasswork.worker imports asyncio at module level (asyncio pulls in ssl, "
-    "subprocess and concurrent.futures: about a quarter of `import glasswork`); only async "
-    "jobs and hooks need it",
-)
 @pytest.mark.parametrize("module", ["asyncio", "ssl", "concurrent.futures"])
 def test_import_glasswork_does_not_load_asyncio(loaded: set[str], module: str) -> None:
     assert module not in loaded

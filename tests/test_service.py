@@ -753,11 +753,6 @@ def test_fallback_failure_lists_exactly_the_failed_entries() -> None:
     assert notified == [1, 3, 5]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="JobService.enqueue_batch re-raises a driver's BatchEnqueueError without calling "
-    "on_enqueued for the entries it lists as sent (the fallback path does call it)",
-)
 def test_on_enqueued_is_called_for_sent_entries_of_a_partial_driver_batch() -> None:
     class PartialBatchDriver(BatchSpyDriver):
         def enqueue_batch(self, messages: Sequence[JobMessage]) -> list[EnqueueResult]:

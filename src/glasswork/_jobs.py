@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import inspect
 import re
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import msgspec
 
+from glasswork._runtime import is_async_callable
 from glasswork.core import RetryPolicy, RetrySpec, normalize_retry
 from glasswork.errors import ConfigurationError
 
@@ -21,8 +21,9 @@ P = TypeVar("P")
 
 Handler = Callable[[P, "JobContext"], object | Awaitable[object]]
 
-_NAME = re.compile(r"^[A-Za-z0-9_.:\-/]{1,200}$")
-_SCHEDULE = re.compile(r"^(rate\(\s*\d+\s+(minute|minutes|hour|hours|day|days)\s*\)|cron\(.+\))$")
+_NAME = re.compile(r"[A-Za-z0-9_.:\-/]{1,200}")
+_RATE = re.compile(r"rate\((?P<value>[0-9]+) (?P<unit>minute|minutes|hour|hours|day|days)\)")
+_CRON = re.compile(r"cron\((?P<fields>[^()]+)\)")
 
 
 class Job(msgspec.Struct, Generic[P], frozen=True, kw_only=True):
@@ -89,7 +90,7 @@ def define_job(
     Raises:
         ConfigurationError: A bad name, handler or payload type.
     """
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
         msg = f"job name {name!r} must be 1-200 characters of letters, digits and _.:-/"
         raise ConfigurationError(msg)
     if not callable(handler):
@@ -101,6 +102,13 @@ def define_job(
     except TypeError as exc:
         msg = f"job {name!r}: payload type {payload!r} is not supported by msgspec: {exc}"
         raise ConfigurationError(msg) from exc
+    custom = _custom_type(payload) if payload is not None else None
+    if custom is not None:
+        msg = (
+            f"job {name!r}: payload type {payload!r} contains {custom!r}, which msgspec cannot "
+            "decode from JSON; use a msgspec Struct, a dataclass, a TypedDict or builtins"
+        )
+        raise ConfigurationError(msg)
     return Job(
         name=name,
         handler=handler,
@@ -109,9 +117,49 @@ def define_job(
         queue=queue,
         unique=unique,
         group=group,
-        is_async=inspect.iscoroutinefunction(handler),
+        is_async=is_async_callable(handler),
         decoder=decoder,
     )
+
+
+def _schedule_problem(schedule: str) -> str | None:
+    """What EventBridge would reject in a schedule expression, or `None`."""
+    rate = _RATE.fullmatch(schedule)
+    if rate is not None:
+        value, unit = int(rate["value"]), rate["unit"]
+        if value < 1:
+            return "needs a positive rate"
+        if (value == 1) != (not unit.endswith("s")):
+            return f"needs the unit {'singular' if value == 1 else 'plural'} for a rate of {value}"
+        return None
+    cron = _CRON.fullmatch(schedule)
+    if cron is not None:
+        fields = cron["fields"].split()
+        if len(fields) != 6:
+            return f"needs 6 cron fields (minutes hours day-of-month month day-of-week year): {len(fields)}"
+        return None
+    return "is not 'rate(N unit)' or 'cron(minutes hours day-of-month month day-of-week year)'"
+
+
+def _custom_type(payload: object) -> object | None:
+    """The first type inside `payload` that msgspec would need a `dec_hook` for, if any."""
+    import msgspec.inspect as mi  # noqa: PLC0415  # only at job definition
+
+    seen: set[int] = set()
+
+    def walk(node: object) -> object | None:
+        if isinstance(node, mi.CustomType):
+            return node.cls
+        if isinstance(node, tuple | list):
+            return next((found for item in node if (found := walk(item)) is not None), None)
+        if isinstance(node, mi.Field):
+            return walk(node.type)
+        if isinstance(node, mi.Type) and id(node) not in seen:
+            seen.add(id(node))
+            return walk([getattr(node, f) for f in node.__struct_fields__])
+        return None
+
+    return walk(mi.type_info(payload))
 
 
 def define_periodic_job(
@@ -139,8 +187,9 @@ def define_periodic_job(
     Raises:
         ConfigurationError: The schedule is not a `rate(...)` or `cron(...)` expression.
     """
-    if not _SCHEDULE.match(schedule.strip()):
-        msg = f"job {name!r}: schedule {schedule!r} is not 'rate(N unit)' or 'cron(...)'"
+    problem = _schedule_problem(schedule.strip())
+    if problem:
+        msg = f"job {name!r}: schedule {schedule!r} {problem}"
         raise ConfigurationError(msg)
     job = define_job(name=name, handler=handler, payload=None, retry=retry, queue=queue)
     return msgspec.structs.replace(job, schedule=schedule.strip())
@@ -224,9 +273,7 @@ class JobRegistry:
                 owner[job.name] = mod.name
             for service, factory in mod.services.items():
                 if not callable(factory):
-                    msg = (
-                        f"module {mod.name!r}: service {service!r} must be a zero-argument factory"
-                    )
+                    msg = f"module {mod.name!r}: service {service!r} must be a zero-argument factory"
                     raise ConfigurationError(msg)
                 if service in factories and factories[service] is not factory:
                     msg = f"service {service!r} is defined twice, again in module {mod.name!r}"

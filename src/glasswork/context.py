@@ -5,9 +5,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from glasswork.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from glasswork.core import JobExecution
 
 __all__ = ["JobContext", "LambdaContext", "Services"]
 
@@ -73,60 +76,66 @@ class JobContext:
 
     Attributes:
         services: The module tree's services.
-        job_id: The job's id.
-        job_name: The job's name.
-        attempt_number: 1 for the first attempt (SQS's `ApproximateReceiveCount`).
-        enqueued_at: When the job was enqueued (timezone-aware).
-        message_id: The queue's message id.
-        metadata: The string pairs enqueued with the job.
+        execution: The attempt (`job_id`, `job_name`, `payload`, ...).
         lambda_context: Lambda's context object, or `None` outside Lambda.
     """
 
-    __slots__ = (
-        "_logger",
-        "attempt_number",
-        "enqueued_at",
-        "job_id",
-        "job_name",
-        "lambda_context",
-        "message_id",
-        "metadata",
-        "services",
-    )
+    __slots__ = ("_logger", "execution", "lambda_context", "services")
 
     def __init__(
         self,
         *,
         services: Services,
-        job_id: str,
-        job_name: str,
-        attempt_number: int,
-        enqueued_at: datetime,
-        message_id: str = "",
-        metadata: Mapping[str, str] | None = None,
+        execution: JobExecution,
         lambda_context: LambdaContext | None = None,
     ) -> None:
         self.services = services
-        self.job_id = job_id
-        self.job_name = job_name
-        self.attempt_number = attempt_number
-        self.enqueued_at = enqueued_at
-        self.message_id = message_id
-        self.metadata: Mapping[str, str] = metadata if metadata is not None else {}
+        self.execution = execution
         self.lambda_context = lambda_context
         self._logger: logging.LoggerAdapter[logging.Logger] | None = None
+
+    @property
+    def job_id(self) -> str:
+        """The job's id."""
+        return self.execution.job_id
+
+    @property
+    def job_name(self) -> str:
+        """The job's name."""
+        return self.execution.job_name
+
+    @property
+    def attempt_number(self) -> int:
+        """1 for the first attempt (SQS's `ApproximateReceiveCount`)."""
+        return self.execution.attempt_number
+
+    @property
+    def enqueued_at(self) -> datetime:
+        """When the job was enqueued (timezone-aware)."""
+        return self.execution.enqueued_at
+
+    @property
+    def message_id(self) -> str:
+        """The queue's message id."""
+        return self.execution.message_id
+
+    @property
+    def metadata(self) -> Mapping[str, str]:
+        """The string pairs enqueued with the job."""
+        return self.execution.metadata
 
     @property
     def logger(self) -> logging.LoggerAdapter[logging.Logger]:
         """A logger whose records carry `job_id`, `job_name`, `attempt` and `message_id`."""
         if self._logger is None:
+            execution = self.execution
             self._logger = logging.LoggerAdapter(
                 _job_logger,
                 {
-                    "job_id": self.job_id,
-                    "job_name": self.job_name,
-                    "attempt": self.attempt_number,
-                    "message_id": self.message_id,
+                    "job_id": execution.job_id,
+                    "job_name": execution.job_name,
+                    "attempt": execution.attempt_number,
+                    "message_id": execution.message_id,
                 },
             )
         return self._logger

@@ -23,7 +23,7 @@ The decision table (attempt = the record's `ApproximateReceiveCount`):
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias
 
@@ -76,6 +76,8 @@ __all__ = [
     "decode_message",
     "encode_message",
     "format_timestamp",
+    "lambda_event",
+    "lambda_record",
     "normalize_retry",
     "prepare_record",
     "process_record",
@@ -313,9 +315,7 @@ def build_message(
 # --- the Lambda SQS event -----------------------------------------------------
 
 
-class SQSMessageAttribute(
-    msgspec.Struct, frozen=True, kw_only=True, rename="camel", omit_defaults=True
-):
+class SQSMessageAttribute(msgspec.Struct, frozen=True, kw_only=True, rename="camel", omit_defaults=True):
     """One message attribute as Lambda delivers it (lower camel case)."""
 
     data_type: str = "String"
@@ -325,9 +325,7 @@ class SQSMessageAttribute(
     binary_list_values: list[str] = msgspec.field(default_factory=list)
 
 
-class SQSRecordAttributes(
-    msgspec.Struct, frozen=True, kw_only=True, rename="pascal", omit_defaults=True
-):
+class SQSRecordAttributes(msgspec.Struct, frozen=True, kw_only=True, rename="pascal", omit_defaults=True):
     """A record's system attributes; every value is a string, as Lambda sends them."""
 
     approximate_receive_count: str = "1"
@@ -369,6 +367,51 @@ class SQSEvent(msgspec.Struct, frozen=True, kw_only=True):
     """A Lambda SQS event: `{"Records": [...]}`."""
 
     records: list[SQSRecord] = msgspec.field(name="Records")
+
+
+_RECORD_ATTRIBUTE_DEFAULTS: Final = {
+    "ApproximateReceiveCount": "1",
+    "SentTimestamp": "0",
+    "SenderId": "",
+    "ApproximateFirstReceiveTimestamp": "0",
+}
+
+
+def lambda_record(record: SQSRecord) -> dict[str, object]:
+    """One record as Lambda delivers it: every key present, even when empty.
+
+    `msgspec.to_builtins` leaves out fields equal to their defaults (such as
+    `ApproximateReceiveCount` of `"1"` or `eventSource`); Lambda always sends
+    them, so they are put back here. A missing `md5OfBody` is computed.
+    """
+    built = msgspec.to_builtins(record)
+    attributes = {**_RECORD_ATTRIBUTE_DEFAULTS, **built.get("attributes", {})}
+    message_attributes = {
+        name: {"stringListValues": [], "binaryListValues": [], "dataType": "String", **value}
+        for name, value in built.get("messageAttributes", {}).items()
+    }
+    return {
+        "messageId": record.message_id,
+        "receiptHandle": record.receipt_handle,
+        "body": record.body,
+        "attributes": attributes,
+        "messageAttributes": message_attributes,
+        "md5OfBody": record.md5_of_body or _md5(record.body),
+        "eventSource": record.event_source,
+        "eventSourceARN": record.event_source_arn,
+        "awsRegion": record.aws_region,
+    }
+
+
+def _md5(text: str) -> str:
+    import hashlib  # noqa: PLC0415  # OpenSSL loads only when a record lacks md5OfBody
+
+    return hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
+
+
+def lambda_event(records: Iterable[SQSRecord]) -> dict[str, object]:
+    """The Lambda SQS event for a batch: `{"Records": [...]}`."""
+    return {"Records": [lambda_record(record) for record in records]}
 
 
 def attempt_number(record: SQSRecord) -> int:
@@ -573,9 +616,7 @@ def _sent_at(record: SQSRecord) -> datetime:
     return _EPOCH
 
 
-def _execution(
-    record: SQSRecord, envelope: JobEnvelope, payload: object, attempt: int
-) -> JobExecution:
+def _execution(record: SQSRecord, envelope: JobEnvelope, payload: object, attempt: int) -> JobExecution:
     enqueued_at = envelope.enqueued_at
     if enqueued_at is None:
         enqueued_at = _sent_at(record)
@@ -592,12 +633,8 @@ def _execution(
     )
 
 
-def _poison(
-    record: SQSRecord, registry: JobRegistry, attempt: int, error: Exception
-) -> RecordResult:
-    failure = MalformedMessageError(
-        f"message {record.message_id}: not a glasswork job message: {error}"
-    )
+def _poison(record: SQSRecord, registry: JobRegistry, attempt: int, error: Exception) -> RecordResult:
+    failure = MalformedMessageError(f"message {record.message_id}: not a glasswork job message: {error}")
     failure.__cause__ = error
     outcome = DeadLetter(reason="poison_message", error=failure)
     try:
@@ -648,9 +685,7 @@ def prepare_record(
     try:
         payload = (decoder or _any_decoder).decode(envelope.payload)
     except msgspec.DecodeError as exc:
-        invalid = InvalidJobPayloadError(
-            f"job {job.name!r}: invalid payload: {exc}", job_name=job.name
-        )
+        invalid = InvalidJobPayloadError(f"job {job.name!r}: invalid payload: {exc}", job_name=job.name)
         invalid.__cause__ = exc
         return RecordResult(
             record=record,

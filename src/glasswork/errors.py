@@ -105,12 +105,8 @@ class RetryExhaustedError(GlassworkError):
         return (_rebuild_exhausted, (self.job_name, self.attempt_number, self.max_attempts))
 
 
-def _rebuild_exhausted(
-    job_name: str, attempt_number: int, max_attempts: int
-) -> RetryExhaustedError:
-    return RetryExhaustedError(
-        job_name=job_name, attempt_number=attempt_number, max_attempts=max_attempts
-    )
+def _rebuild_exhausted(job_name: str, attempt_number: int, max_attempts: int) -> RetryExhaustedError:
+    return RetryExhaustedError(job_name=job_name, attempt_number=attempt_number, max_attempts=max_attempts)
 
 
 class PayloadTooLargeError(GlassworkError):
@@ -177,8 +173,6 @@ class BatchEnqueueError(DriverError):
     ) -> None:
         names = ", ".join(f"{m.job_id} ({e})" for m, e in failed[:5])
         more = f" and {len(failed) - 5} more" if len(failed) > 5 else ""
-        super().__init__(
-            f"{len(failed)} of {len(succeeded) + len(failed)} jobs not enqueued: {names}{more}"
-        )
+        super().__init__(f"{len(failed)} of {len(succeeded) + len(failed)} jobs not enqueued: {names}{more}")
         self.succeeded = list(succeeded)
         self.failed = list(failed)

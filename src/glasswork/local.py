@@ -20,7 +20,6 @@ is logged (Lambda would have stopped it) but its answer is still applied.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import signal
 import threading
@@ -33,7 +32,7 @@ from typing import Final, TypeAlias
 
 import msgspec
 
-from glasswork.core import SQSRecord
+from glasswork.core import SQSRecord, lambda_event, lambda_record
 from glasswork.drivers.base import ConsumingDriver, QueueCounts
 from glasswork.errors import DriverError, QueueNotFoundError
 
@@ -197,46 +196,6 @@ class _Totals:
             batch_errors=self.batch_errors,
             elapsed=elapsed,
         )
-
-
-_RECORD_ATTRIBUTE_DEFAULTS: Final = {
-    "ApproximateReceiveCount": "1",
-    "SentTimestamp": "0",
-    "SenderId": "",
-    "ApproximateFirstReceiveTimestamp": "0",
-}
-
-
-def lambda_record(record: SQSRecord) -> dict[str, object]:
-    """One record as Lambda delivers it: every key present, even when empty.
-
-    `msgspec.to_builtins` leaves out fields equal to their defaults (such as
-    `ApproximateReceiveCount` of `"1"` or `eventSource`); Lambda always sends
-    them, so they are put back here. A missing `md5OfBody` is computed.
-    """
-    built = msgspec.to_builtins(record)
-    attributes = {**_RECORD_ATTRIBUTE_DEFAULTS, **built.get("attributes", {})}
-    message_attributes = {
-        name: {"stringListValues": [], "binaryListValues": [], "dataType": "String", **value}
-        for name, value in built.get("messageAttributes", {}).items()
-    }
-    return {
-        "messageId": record.message_id,
-        "receiptHandle": record.receipt_handle,
-        "body": record.body,
-        "attributes": attributes,
-        "messageAttributes": message_attributes,
-        "md5OfBody": record.md5_of_body
-        or hashlib.md5(record.body.encode(), usedforsecurity=False).hexdigest(),
-        "eventSource": record.event_source,
-        "eventSourceARN": record.event_source_arn,
-        "awsRegion": record.aws_region,
-    }
-
-
-def lambda_event(records: Sequence[SQSRecord]) -> dict[str, object]:
-    """The Lambda SQS event for a batch: `{"Records": [...]}`."""
-    return {"Records": [lambda_record(record) for record in records]}
 
 
 def batch_item_failures(response: object, message_ids: Collection[str]) -> frozenset[str] | str:

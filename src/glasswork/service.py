@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import math
-import uuid
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Final, TypeVar
@@ -12,6 +11,7 @@ from typing import Final, TypeVar
 import msgspec
 
 from glasswork._jobs import Job
+from glasswork._runtime import new_id
 from glasswork.core import (
     MAX_MESSAGE_BYTES,
     Duration,
@@ -33,10 +33,6 @@ _log: Final = logging.getLogger("glasswork.service")
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def _new_id() -> str:
-    return str(uuid.uuid4())
 
 
 class JobService:
@@ -65,7 +61,7 @@ class JobService:
         max_payload_bytes: int = MAX_MESSAGE_BYTES,
         on_enqueued: Callable[[JobMessage, EnqueueResult], object] | None = None,
         clock: Callable[[], datetime] = _utcnow,
-        new_id: Callable[[], str] = _new_id,
+        new_id: Callable[[], str] = new_id,
     ) -> None:
         self.driver = driver
         self.default_queue = default_queue
@@ -105,16 +101,9 @@ class JobService:
         )
         if job.unique is not None:
             message = _with_job_id(message, job.unique(message.payload))  # type: ignore[arg-type]  # build_message converted it to P
-        size = (
-            len(encode_message(message))
-            + len(ATTR_JOB_NAME)
-            + len("String")
-            + len(job.name.encode())
-        )
+        size = len(encode_message(message)) + len(ATTR_JOB_NAME) + len("String") + len(job.name.encode())
         if size > self.max_payload_bytes:
-            raise PayloadTooLargeError(
-                actual_size=size, max_size=self.max_payload_bytes, job_name=job.name
-            )
+            raise PayloadTooLargeError(actual_size=size, max_size=self.max_payload_bytes, job_name=job.name)
         return message
 
     def enqueue(
@@ -204,6 +193,12 @@ class JobService:
         if isinstance(self.driver, BatchQueueDriver):
             try:
                 results = self.driver.enqueue_batch(messages)
+            except BatchEnqueueError as partial:
+                by_id = {m.job_id: m for m in messages}
+                for result in partial.succeeded:
+                    if result.job_id in by_id:
+                        self._notify(by_id[result.job_id], result)
+                raise
             except GlassworkError:
                 raise
             except Exception as exc:
@@ -240,9 +235,7 @@ class JobService:
         try:
             self.on_enqueued(message, result)
         except Exception:  # noqa: BLE001  # logged with its traceback; the job was sent
-            _log.exception(
-                "on_enqueued hook raised for job %s (%s)", message.job_name, result.job_id
-            )
+            _log.exception("on_enqueued hook raised for job %s (%s)", message.job_name, result.job_id)
 
 
 def _with_job_id(message: JobMessage, job_id: object) -> JobMessage:

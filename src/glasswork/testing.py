@@ -20,6 +20,7 @@ from glasswork.core import (
     SQSRecord,
     SQSRecordAttributes,
     encode_message,
+    lambda_event,
 )
 from glasswork.drivers.base import ATTR_JOB_NAME
 
@@ -106,10 +107,9 @@ def sqs_record(
     )
 
 
-def sqs_event(records: Iterable[SQSRecord | str]) -> dict[str, list[dict[str, object]]]:
+def sqs_event(records: Iterable[SQSRecord | str]) -> dict[str, object]:
     """A Lambda SQS event (`{"Records": [...]}`) as plain dicts; bare strings become records."""
-    built = [r if isinstance(r, SQSRecord) else sqs_record(r) for r in records]
-    return {"Records": [msgspec.to_builtins(r) for r in built]}
+    return lambda_event(r if isinstance(r, SQSRecord) else sqs_record(r) for r in records)
 
 
 class FakeLambdaContext:

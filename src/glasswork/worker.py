@@ -13,20 +13,20 @@ the next.
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 import logging
 import random
-import threading
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Final, Literal, TypeAlias, assert_never, cast
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias, assert_never, cast
 
 import msgspec
 
+if TYPE_CHECKING:
+    import asyncio
+
 from glasswork._jobs import Job, JobRegistry, Module
+from glasswork._runtime import is_async_callable, is_awaitable, new_id, thread_loop
 from glasswork.context import JobContext, LambdaContext, Services
 from glasswork.core import (
     ACK,
@@ -91,7 +91,7 @@ class WorkerHooks(msgspec.Struct, frozen=True, kw_only=True):
             self.on_job_failed,
             self.on_job_dead_letter,
         )
-        return any(inspect.iscoroutinefunction(h) for h in hooks if h is not None)
+        return any(is_async_callable(h) for h in hooks if h is not None)
 
 
 class Settled(msgspec.Struct, frozen=True, kw_only=True):
@@ -172,6 +172,7 @@ class Worker:
         self.max_concurrency = max_concurrency
         self.time_margin_ms = time_margin_ms
         self._driver = driver
+        self._driver_resolved = driver is not None
         self._jitter = jitter
         self._log = logger
         self._use_loop = hooks.any_async() or any(j.is_async for j in registry.jobs.values())
@@ -255,8 +256,10 @@ class Worker:
         return records, unreadable
 
     def _check_sources(self, records: Sequence[SQSRecord]) -> None:
-        check = getattr(self._driver, "check_redrive", None)
-        if check is None or not records:
+        if not records:
+            return
+        check = getattr(self.driver, "check_redrive", None)
+        if check is None:
             return
         for record in records:
             arn = record.event_source_arn
@@ -280,6 +283,7 @@ class Worker:
     def _run_sync(self, records: Sequence[SQSRecord], lambda_context: LambdaContext | None) -> list[Settled]:
         blocked: set[str] = set()
         settled: list[Settled] = []
+        log_successes = self._log.isEnabledFor(logging.DEBUG)
         for record in records:
             group = record.attributes.message_group_id
             if group is not None and group in blocked:
@@ -296,7 +300,8 @@ class Worker:
                 item = self._process_sync(record, lambda_context)
             if group is not None and item.disposition == "failed":
                 blocked.add(group)
-            self._log_settled(item)
+            if log_successes or item.disposition != "succeeded":
+                self._log_settled(item)
             settled.append(item)
         return settled
 
@@ -316,7 +321,9 @@ class Worker:
             self._call_sync(self.hooks.on_job_start, execution, ctx)
         started = time.perf_counter()
         try:
-            prepared.job.handler(execution.payload, ctx)
+            returned = prepared.job.handler(execution.payload, ctx)
+            if is_awaitable(returned):
+                self._event_loop().run_until_complete(_awaited(returned))
         except Exception as exc:  # noqa: BLE001  # every handler error becomes a decision
             duration = time.perf_counter() - started
             result = prepared.result(
@@ -362,6 +369,8 @@ class Worker:
     async def _run_async(
         self, records: Sequence[SQSRecord], lambda_context: LambdaContext | None
     ) -> list[Settled]:
+        import asyncio  # noqa: PLC0415  # only modules with async jobs or hooks load asyncio
+
         semaphore = asyncio.Semaphore(self.max_concurrency)
         settled: list[Settled | None] = [None] * len(records)
         lanes: dict[str, list[int]] = {}
@@ -412,7 +421,7 @@ class Worker:
         started = time.perf_counter()
         try:
             returned = prepared.job.handler(execution.payload, ctx)
-            if inspect.isawaitable(returned):
+            if is_awaitable(returned):
                 await returned
         except Exception as exc:  # noqa: BLE001  # every handler error becomes a decision
             duration = time.perf_counter() - started
@@ -529,7 +538,8 @@ class Worker:
     @property
     def driver(self) -> WorkerDriver | None:
         """The worker-side driver; on Lambda without one, an `SQSQueueDriver` made on first use."""
-        if self._driver is None:
+        if not self._driver_resolved:
+            self._driver_resolved = True
             self._driver = _default_driver(self._log)
         return self._driver
 
@@ -538,21 +548,12 @@ class Worker:
     def _context(self, prepared: Runnable | RecordResult, lambda_context: LambdaContext | None) -> JobContext:
         execution = prepared.execution
         assert execution is not None
-        return JobContext(
-            services=self.services,
-            job_id=execution.job_id,
-            job_name=execution.job_name,
-            attempt_number=execution.attempt_number,
-            enqueued_at=execution.enqueued_at,
-            message_id=execution.message_id,
-            metadata=execution.metadata,
-            lambda_context=lambda_context,
-        )
+        return JobContext(services=self.services, execution=execution, lambda_context=lambda_context)
 
     def _call_sync(self, hook: Callable[..., object], *args: object) -> None:
         try:
             returned = hook(*args)
-            if inspect.isawaitable(returned):
+            if is_awaitable(returned):
                 self._event_loop().run_until_complete(_awaited(returned))
         except Exception:  # noqa: BLE001  # a hook never changes an outcome; logged
             self._log.exception("hook %s raised; the outcome is unchanged", getattr(hook, "__name__", hook))
@@ -562,13 +563,13 @@ class Worker:
             return
         try:
             returned = hook(*args)
-            if inspect.isawaitable(returned):
+            if is_awaitable(returned):
                 await returned
         except Exception:  # noqa: BLE001  # a hook never changes an outcome; logged
             self._log.exception("hook %s raised; the outcome is unchanged", getattr(hook, "__name__", hook))
 
     def _event_loop(self) -> asyncio.AbstractEventLoop:
-        return _thread_loop()
+        return thread_loop()
 
     def _log_settled(self, item: Settled) -> None:
         disposition = item.disposition
@@ -634,7 +635,7 @@ class Worker:
         value = _convert_direct(job, payload)
         lambda_context = _lambda_context(context)
         execution = JobExecution(
-            job_id=event_id or str(uuid.uuid4()),
+            job_id=event_id or new_id(),
             job_name=name,
             payload=value,
             attempt_number=1,
@@ -642,22 +643,14 @@ class Worker:
             metadata={},
             message_id=event_id or "",
         )
-        ctx = JobContext(
-            services=self.services,
-            job_id=execution.job_id,
-            job_name=name,
-            attempt_number=1,
-            enqueued_at=execution.enqueued_at,
-            message_id=execution.message_id,
-            lambda_context=lambda_context,
-        )
+        ctx = JobContext(services=self.services, execution=execution, lambda_context=lambda_context)
         loop_needed = self._use_loop
         runner = self._event_loop().run_until_complete if loop_needed else None
         if self.hooks.on_job_start is not None:
             self._call_sync(self.hooks.on_job_start, execution, ctx)
         try:
             returned = job.handler(value, ctx)
-            if inspect.isawaitable(returned):
+            if is_awaitable(returned):
                 (runner or self._event_loop().run_until_complete)(_awaited(returned))
         except Exception as exc:
             if self.hooks.on_job_failed is not None:
@@ -680,22 +673,6 @@ _LEVELS: Final[dict[Disposition, int]] = {
     "discarded": logging.WARNING,
     "dead_lettered": logging.ERROR,
 }
-
-
-_loops = threading.local()
-
-
-def _thread_loop() -> asyncio.AbstractEventLoop:
-    """This thread's event loop for async jobs, kept for the life of the process.
-
-    Reusing one loop across warm invocations lets services hold loop-bound
-    clients (an aiohttp session, say) from one batch to the next.
-    """
-    loop: asyncio.AbstractEventLoop | None = getattr(_loops, "loop", None)
-    if loop is None or loop.is_closed():
-        loop = asyncio.new_event_loop()
-        _loops.loop = loop
-    return loop
 
 
 def _lambda_context(context: object) -> LambdaContext | None:

@@ -183,9 +183,7 @@ class QueueAdmin(Protocol):
         """Visible, in-flight, delayed and dead message counts."""
         ...
 
-    def list_dead_letters(
-        self, queue: str | None = None, *, limit: int = 100
-    ) -> list[DeadLetterEntry]:
+    def list_dead_letters(self, queue: str | None = None, *, limit: int = 100) -> list[DeadLetterEntry]:
         """The messages in the queue's dead-letter queue."""
         ...
 

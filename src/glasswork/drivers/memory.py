@@ -11,18 +11,19 @@ from __future__ import annotations
 
 import itertools
 import time
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Final
 
 import msgspec
 
+from glasswork._runtime import new_id
 from glasswork.core import (
     EnqueueResult,
     JobMessage,
     SQSMessageAttribute,
     SQSRecord,
     SQSRecordAttributes,
+    lambda_event,
 )
 from glasswork.drivers.base import (
     ATTR_JOB_NAME,
@@ -93,9 +94,7 @@ class MockQueueDriver:
 
     name = "memory"
 
-    def __init__(
-        self, *, clock: Callable[[], float] = time.time, visibility_timeout: int = 30
-    ) -> None:
+    def __init__(self, *, clock: Callable[[], float] = time.time, visibility_timeout: int = 30) -> None:
         self.jobs: list[MockJob] = []
         self.dead_letters: list[MockDeadLetter] = []
         self.visibility_changes: list[VisibilityChange] = []
@@ -129,7 +128,7 @@ class MockQueueDriver:
         """Record a job and queue it."""
         self._maybe_fail()
         queue = message.queue or _DEFAULT_QUEUE
-        message_id = str(uuid.uuid4())
+        message_id = new_id()
         now = self._clock()
         self._queues.setdefault(queue, []).append(
             _Stored(
@@ -250,9 +249,7 @@ class MockQueueDriver:
             dead=dead,
         )
 
-    def list_dead_letters(
-        self, queue: str | None = None, *, limit: int = 100
-    ) -> list[DeadLetterEntry]:
+    def list_dead_letters(self, queue: str | None = None, *, limit: int = 100) -> list[DeadLetterEntry]:
         """The recorded dead letters of a queue."""
         name = queue or _DEFAULT_QUEUE
         return [
@@ -325,8 +322,7 @@ class MockQueueDriver:
             records = self.receive(name, max_messages=batch_size)
             if not records:
                 return batches
-            event = {"Records": [msgspec.to_builtins(r) for r in records]}
-            response = handler(event, None)
+            response = handler(lambda_event(records), None)
             failures = response.get("batchItemFailures") if isinstance(response, Mapping) else None
             failed = {
                 f.get("itemIdentifier")

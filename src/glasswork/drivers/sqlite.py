@@ -117,8 +117,7 @@ _SCHEMA: Final = (
         first_receive_at REAL
     )
     """,
-    "CREATE INDEX IF NOT EXISTS glasswork_messages_visible"
-    " ON glasswork_messages (queue, visible_at)",
+    "CREATE INDEX IF NOT EXISTS glasswork_messages_visible ON glasswork_messages (queue, visible_at)",
     "CREATE INDEX IF NOT EXISTS glasswork_messages_fifo ON glasswork_messages (queue, id)"
     " WHERE group_id IS NOT NULL",
     """
@@ -181,12 +180,9 @@ _SELECT_FIFO: Final = (
     " ) ORDER BY id"
 )
 _CLAIM: Final = (
-    "UPDATE glasswork_messages SET visible_at = ?, receive_count = ?, first_receive_at = ?"
-    " WHERE id = ?"
+    "UPDATE glasswork_messages SET visible_at = ?, receive_count = ?, first_receive_at = ? WHERE id = ?"
 )
-_DELETE: Final = (
-    "DELETE FROM glasswork_messages WHERE id = ? AND receive_count = ? AND message_id = ?"
-)
+_DELETE: Final = "DELETE FROM glasswork_messages WHERE id = ? AND receive_count = ? AND message_id = ?"
 _INSERT_DEAD: Final = (
     "INSERT INTO glasswork_dead_letters"
     " (queue, message_id, body, job_name, job_id, group_id, dedup_id, sent_at,"
@@ -688,8 +684,7 @@ class SQLiteQueueDriver:
         dedup_id = deduplication_id if config.deduplicate else None
         if dedup_id is not None:
             seen = conn.execute(
-                "SELECT message_id FROM glasswork_dedup"
-                " WHERE queue = ? AND dedup_id = ? AND expires_at > ?",
+                "SELECT message_id FROM glasswork_dedup WHERE queue = ? AND dedup_id = ? AND expires_at > ?",
                 (config.name, dedup_id, now),
             ).fetchone()
             if seen is not None:
@@ -815,9 +810,7 @@ class SQLiteQueueDriver:
             if records:
                 return records
 
-    def _receive_once(
-        self, config: QueueConfig, max_messages: int, timeout: int
-    ) -> list[SQSRecord]:
+    def _receive_once(self, config: QueueConfig, max_messages: int, timeout: int) -> list[SQSRecord]:
         limit = config.max_receive_count
         claimed: list[_Row] = []
         with self._write(f"receive from queue {config.name!r}") as conn:
@@ -1063,9 +1056,7 @@ class SQLiteQueueDriver:
             raise _wrap(exc, f"count the messages of queue {name!r}") from exc
         return QueueCounts(visible=visible, in_flight=in_flight, delayed=delayed, dead=dead)
 
-    def list_dead_letters(
-        self, queue: str | None = None, *, limit: int = 100
-    ) -> list[DeadLetterEntry]:
+    def list_dead_letters(self, queue: str | None = None, *, limit: int = 100) -> list[DeadLetterEntry]:
         """The dead letters of a queue, oldest first.
 
         Raises:
@@ -1139,9 +1130,7 @@ class SQLiteQueueDriver:
         name = queue or self.default_queue
         _check_queue(name)
         with self._write(f"purge queue {name!r}") as conn:
-            deleted = conn.execute(
-                "DELETE FROM glasswork_messages WHERE queue = ?", (name,)
-            ).rowcount
+            deleted = conn.execute("DELETE FROM glasswork_messages WHERE queue = ?", (name,)).rowcount
             conn.execute("DELETE FROM glasswork_dedup WHERE queue = ?", (name,))
         return deleted
 
@@ -1158,9 +1147,7 @@ class SQLiteQueueDriver:
         name = queue or self.default_queue
         _check_queue(name)
         with self._write(f"purge the dead letters of queue {name!r}") as conn:
-            return conn.execute(
-                "DELETE FROM glasswork_dead_letters WHERE queue = ?", (name,)
-            ).rowcount
+            return conn.execute("DELETE FROM glasswork_dead_letters WHERE queue = ?", (name,)).rowcount
 
     def queues(self) -> list[str]:
         """The names of the queues that hold messages or dead letters, sorted.
@@ -1201,4 +1188,3 @@ def _parse_handle(handle: str) -> tuple[int, int, str] | None:
     if len(parts) != 3 or not parts[0].isdigit() or not parts[1].isdigit():
         return None
     return int(parts[0]), int(parts[1]), parts[2]
-
