@@ -61,13 +61,11 @@ def _sqs(request: pytest.FixtureRequest, _tmp_path: Path) -> Iterator[Driver]:
     urls: dict[str, str] = {}
     dead: dict[str, str] = {}
     for name, dlq in ((QUEUE, "jobs-dlq"), (FIFO_QUEUE, "orders-dlq.fifo")):
-        fifo: dict[QueueAttributeNameType, str] = (
-            {"FifoQueue": "true"} if name.endswith(".fifo") else {}
-        )
+        fifo: dict[QueueAttributeNameType, str] = {"FifoQueue": "true"} if name.endswith(".fifo") else {}
         dead[name] = client.create_queue(QueueName=dlq, Attributes=fifo)["QueueUrl"]
-        urls[name] = client.create_queue(
-            QueueName=name, Attributes={**fifo, "VisibilityTimeout": "30"}
-        )["QueueUrl"]
+        urls[name] = client.create_queue(QueueName=name, Attributes={**fifo, "VisibilityTimeout": "30"})[
+            "QueueUrl"
+        ]
     yield SQSQueueDriver(
         urls, client=client, dead_letter_queues=dead, default_queue=QUEUE, endpoint_url=endpoint
     )

@@ -194,9 +194,7 @@ def test_receive_count_rises_by_one_per_receive(driver: SQLiteQueueDriver, clock
     assert seen == ["1", "2", "3", "4", "5"]
 
 
-def test_visibility_timeout_per_receive_and_per_queue(
-    driver: SQLiteQueueDriver, clock: FakeClock
-) -> None:
+def test_visibility_timeout_per_receive_and_per_queue(driver: SQLiteQueueDriver, clock: FakeClock) -> None:
     driver.configure_queue("slow", visibility_timeout=120)
     driver.enqueue(message(1, queue="slow"))
     driver.enqueue(message(2, queue="slow"))
@@ -264,9 +262,7 @@ def test_standard_queue_delivers_oldest_first(driver: SQLiteQueueDriver, clock: 
 # --- delays -------------------------------------------------------------------
 
 
-def test_delayed_message_becomes_visible_after_its_delay(
-    driver: SQLiteQueueDriver, clock: FakeClock
-) -> None:
+def test_delayed_message_becomes_visible_after_its_delay(driver: SQLiteQueueDriver, clock: FakeClock) -> None:
     driver.enqueue(message(1, delay=60))
     driver.enqueue(message(2, delay=3 * 86_400))
     assert driver.counts() == counts(delayed=2)
@@ -310,9 +306,7 @@ def test_long_poll_gives_up_after_wait_seconds(db: Path, clock: FakeClock) -> No
 
 
 def test_fifo_keeps_order_within_a_group(driver: SQLiteQueueDriver) -> None:
-    driver.enqueue_batch(
-        [message(n, queue="orders.fifo", group="a" if n % 2 else "b") for n in range(8)]
-    )
+    driver.enqueue_batch([message(n, queue="orders.fifo", group="a" if n % 2 else "b") for n in range(8)])
     records = driver.receive("orders.fifo", max_messages=10)
     by_group: dict[str, list[object]] = {}
     for record, payload in zip(records, payloads(records), strict=True):
@@ -324,9 +318,7 @@ def test_fifo_keeps_order_within_a_group(driver: SQLiteQueueDriver) -> None:
     }
     sequence = [int(r.attributes.sequence_number or "") for r in records]
     assert sequence == sorted(sequence)
-    assert [r.attributes.message_deduplication_id for r in records] == [
-        f"job-{n}" for n in range(8)
-    ]
+    assert [r.attributes.message_deduplication_id for r in records] == [f"job-{n}" for n in range(8)]
 
 
 def test_fifo_group_in_flight_blocks_the_rest_of_the_group(
@@ -397,9 +389,7 @@ def test_configured_fifo_queue_keeps_order_without_the_suffix(driver: SQLiteQueu
 # --- deduplication ------------------------------------------------------------
 
 
-def test_fifo_dedup_within_window_returns_the_original(
-    driver: SQLiteQueueDriver, clock: FakeClock
-) -> None:
+def test_fifo_dedup_within_window_returns_the_original(driver: SQLiteQueueDriver, clock: FakeClock) -> None:
     q = "orders.fifo"
     original = driver.enqueue(message(1, queue=q, job_id="order-1"))
     clock.advance(299)
@@ -472,9 +462,7 @@ def test_message_moves_to_dead_letters_after_max_receive_count(
     assert dead.body == message(1, queue="flaky").body
 
 
-def test_fifo_head_redriven_lets_the_group_continue(
-    driver: SQLiteQueueDriver, clock: FakeClock
-) -> None:
+def test_fifo_head_redriven_lets_the_group_continue(driver: SQLiteQueueDriver, clock: FakeClock) -> None:
     q = "orders.fifo"
     driver.configure_queue(q, max_receive_count=1)
     driver.enqueue(message(0, queue=q, group="a"))
@@ -786,9 +774,7 @@ print(json.dumps(ids))
 
 
 @contextlib.contextmanager
-def _processes(
-    script: str, db: Path, tmp_path: Path, count: int
-) -> Iterator[list[tuple[str, str]]]:
+def _processes(script: str, db: Path, tmp_path: Path, count: int) -> Iterator[list[tuple[str, str]]]:
     """Run `count` processes of `script`, release them together, yield their `(stdout, stderr)`."""
     path = [str(SRC), *filter(None, [os.environ.get("PYTHONPATH")])]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
@@ -873,9 +859,7 @@ print(json.dumps(held))
 def test_processes_never_hold_one_fifo_group_at_once_and_keep_its_order(tmp_path: Path) -> None:
     db = tmp_path / "fifo.db"
     with SQLiteQueueDriver(db) as producer:
-        producer.enqueue_batch(
-            [message(n, queue="orders.fifo", group=f"g{n % 4}") for n in range(400)]
-        )
+        producer.enqueue_batch([message(n, queue="orders.fifo", group=f"g{n % 4}") for n in range(400)])
     with _processes(_FIFO_CONSUMER, db, tmp_path, 3) as outputs:
         pass
     holds: list[tuple[float, float, int, str, list[int]]] = []

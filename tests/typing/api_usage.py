@@ -50,7 +50,9 @@ receipts: Job[Order] = define_job(
     retry=RetryPolicy(max_attempts=5, backoff=Backoff(base=timedelta(seconds=2), max=600)),
     unique=lambda order: f"receipt-{order.order_id}",
 )
-cache: Job[dict[str, int]] = define_job(name="refresh_cache", handler=refresh_cache, payload=dict[str, int], retry=3)
+cache: Job[dict[str, int]] = define_job(
+    name="refresh_cache", handler=refresh_cache, payload=dict[str, int], retry=3
+)
 periodic: Job[None] = define_periodic_job(name="nightly", handler=nightly, schedule="cron(0 3 * * ? *)")
 
 
@@ -65,7 +67,9 @@ response: dict[str, object] = handler({"Records": []}, None)
 driver = MockQueueDriver()
 service = JobService(driver, default_queue="jobs")
 result: EnqueueResult = service.enqueue(receipts, Order(order_id=1, email="a@example.com"))
-later: EnqueueResult = service.enqueue_in(receipts, Order(order_id=2, email="b@example.com"), timedelta(minutes=5))
+later: EnqueueResult = service.enqueue_in(
+    receipts, Order(order_id=2, email="b@example.com"), timedelta(minutes=5)
+)
 at: EnqueueResult = service.enqueue_at(cache, {"a": 1}, datetime(2030, 1, 1, tzinfo=UTC))
 batch: list[EnqueueResult] = service.enqueue_batch([(cache, {"a": 1}), (cache, {"b": 2})])
 names: list[str] = [job.name for job in driver.jobs]

@@ -23,4 +23,4 @@ service.enqueue(orders, "order 1")  # E: a str is not an Order
 service.enqueue_in(orders, Order(order_id=1), "soon")  # E: a delay is seconds or a timedelta
 define_job(name="bad", handler=handle, payload=str)  # E: the handler takes an Order, not a str
 Module(name="m", jobs=orders)  # E: jobs is a sequence of jobs
-service.enqueue(orders, Order(order_id=1)).message_idd  # E: no such attribute
+message_id = service.enqueue(orders, Order(order_id=1)).message_idd  # E: no such attribute
