@@ -5,6 +5,9 @@ It records what was enqueued (`.jobs`) and what the worker did
 (`simulate_failure`), and runs what was enqueued through a worker (`drain`).
 It also implements the consuming side (receive, delete, counts) with an
 injectable clock, so the local poller and the driver conformance suite run on it.
+
+Assertion helpers for tests: `jobs_named`, `find`, `assert_enqueued`,
+`assert_not_enqueued`, and `run_all` (every queue, until nothing is left).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Final
+from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 
@@ -33,7 +36,10 @@ from glasswork.drivers.base import (
     VisibilityChange,
 )
 
-__all__ = ["MockDeadLetter", "MockJob", "MockQueueDriver"]
+if TYPE_CHECKING:
+    from glasswork._jobs import Job
+
+__all__ = ["ANY_PAYLOAD", "MockDeadLetter", "MockJob", "MockQueueDriver"]
 
 _DEFAULT_QUEUE: Final = "default"
 
@@ -49,6 +55,19 @@ class MockJob(msgspec.Struct, frozen=True, kw_only=True):
     delay_seconds: int
     metadata: Mapping[str, str]
     message: JobMessage
+
+
+class _AnyPayload:
+    """The `payload=` default of the assertion helpers: any payload matches."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "ANY_PAYLOAD"
+
+
+ANY_PAYLOAD: Final = _AnyPayload()
+"""Matches every payload in `find`, `assert_enqueued` and `assert_not_enqueued`."""
 
 
 class MockDeadLetter(msgspec.Struct, frozen=True, kw_only=True):
@@ -292,6 +311,92 @@ class MockQueueDriver:
         """Drop every message of a queue."""
         return len(self._queues.pop(queue or _DEFAULT_QUEUE, []))
 
+    # --- assertions -----------------------------------------------------------
+
+    def jobs_named(self, job: Job[Any] | str) -> list[MockJob]:
+        """The enqueued jobs of one job (a `Job` or its name), in order."""
+        name = _job_name(job)
+        return [j for j in self.jobs if j.name == name]
+
+    def find(
+        self,
+        job: Job[Any] | str,
+        payload: object = ANY_PAYLOAD,
+        *,
+        queue: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> list[MockJob]:
+        """The enqueued jobs of `job` whose payload matches `payload`, in order.
+
+        Args:
+            job: A `Job` or a job name.
+            payload: A subset to match: a mapping matches when every key it
+                names matches (recursively; other keys are ignored), anything
+                else must be equal. Structs, dataclasses and datetimes are
+                compared as msgspec converts them to builtins, so
+                `{"order_id": 1}` matches `Order(order_id=1, email=...)`.
+            queue: Only jobs sent to this queue.
+            metadata: Only jobs whose metadata holds these pairs.
+
+        Returns:
+            The matching jobs (empty when none match).
+        """
+        return [j for j in self.jobs_named(job) if not _mismatches(j, payload, queue, metadata)]
+
+    def assert_enqueued(
+        self,
+        job: Job[Any] | str,
+        payload: object = ANY_PAYLOAD,
+        *,
+        count: int | None = None,
+        queue: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> MockJob:
+        """Assert that `job` was enqueued with a payload matching `payload` (see `find`).
+
+        Args:
+            job: A `Job` or a job name.
+            payload: The payload subset to match.
+            count: The exact number of matching jobs; `None` asks for at least one.
+            queue: Only jobs sent to this queue.
+            metadata: Only jobs whose metadata holds these pairs.
+
+        Returns:
+            The first matching job.
+
+        Raises:
+            AssertionError: No job (or not `count` jobs) matched; the message
+                lists what was enqueued and how each candidate differs.
+        """
+        name = _job_name(job)
+        found = self.find(name, payload, queue=queue, metadata=metadata)
+        if found and (count is None or len(found) == count):
+            return found[0]
+        wanted = "at least one" if count is None else f"exactly {count}"
+        lines = [f"expected {wanted} {name!r} job{_describe(payload, queue, metadata)}, found {len(found)}"]
+        candidates = self.jobs_named(name)
+        if not candidates:
+            enqueued = sorted({j.name for j in self.jobs})
+            lines.append(f"no {name!r} job was enqueued; enqueued: {', '.join(enqueued) or 'nothing'}")
+        for index, candidate in enumerate(candidates):
+            problems = _mismatches(candidate, payload, queue, metadata)
+            state = "matches" if not problems else "differs: " + "; ".join(problems)
+            lines.append(f"  {name}[{index}] (job id {candidate.job_id}) {state}")
+        raise AssertionError("\n".join(lines))
+
+    def assert_not_enqueued(self, job: Job[Any] | str, payload: object = ANY_PAYLOAD) -> None:
+        """Assert that no job of `job` with a payload matching `payload` was enqueued.
+
+        Raises:
+            AssertionError: Some did; the message lists them.
+        """
+        found = self.find(job, payload)
+        if found:
+            shown = ", ".join(repr(msgspec.to_builtins(j.payload)) for j in found[:5])
+            wanted = f"{_job_name(job)!r} job{_describe(payload, None, None)}"
+            msg = f"expected no {wanted}, found {len(found)}: {shown}"
+            raise AssertionError(msg)
+
     # --- running jobs ---------------------------------------------------------
 
     def drain(
@@ -333,6 +438,42 @@ class MockQueueDriver:
         msg = f"jobs were still queued after {max_batches} batches"
         raise RuntimeError(msg)
 
+    def run_all(
+        self,
+        handler: Callable[[Mapping[str, object], None], Mapping[str, object]],
+        *,
+        max_batches: int = 1_000,
+        batch_size: int = 10,
+    ) -> int:
+        """Run every job queued on every queue through `handler` until nothing is left.
+
+        `drain` for all queues at once: jobs that enqueue jobs on other queues
+        run too, delays are skipped and retries play out at once.
+
+        Args:
+            handler: A `bootstrap_worker` handler (or any Lambda SQS handler).
+            max_batches: Give up after this many batches in total.
+            batch_size: Records per batch.
+
+        Returns:
+            How many batches ran.
+
+        Raises:
+            RuntimeError: Jobs were still queued after `max_batches` batches.
+        """
+        total = 0
+        while True:
+            pending = [name for name, stored in self._queues.items() if stored]
+            if not pending:
+                return total
+            for name in pending:
+                if total >= max_batches:
+                    msg = f"jobs were still queued after {max_batches} batches"
+                    raise RuntimeError(msg)
+                total += self.drain(
+                    handler, queue=name, max_batches=max_batches - total, batch_size=batch_size
+                )
+
     def _all(self) -> list[_Stored]:
         return [s for stored in self._queues.values() for s in stored]
 
@@ -361,3 +502,58 @@ def _record(stored: _Stored) -> SQSRecord:
         event_source_arn=f"arn:aws:sqs:local:000000000000:{stored.queue}",
         aws_region="local",
     )
+
+
+def _job_name(job: Job[Any] | str) -> str:
+    return job if isinstance(job, str) else job.name
+
+
+def _describe(payload: object, queue: str | None, metadata: Mapping[str, str] | None) -> str:
+    parts = []
+    if not isinstance(payload, _AnyPayload):
+        parts.append(f"payload matching {msgspec.to_builtins(payload)!r}")
+    if queue is not None:
+        parts.append(f"on queue {queue!r}")
+    if metadata is not None:
+        parts.append(f"with metadata {dict(metadata)!r}")
+    return f" with {' and '.join(parts)}" if parts else ""
+
+
+def _mismatches(
+    job: MockJob, payload: object, queue: str | None, metadata: Mapping[str, str] | None
+) -> list[str]:
+    problems: list[str] = []
+    if queue is not None and job.queue != queue:
+        problems.append(f"queue: expected {queue!r}, got {job.queue!r}")
+    if metadata is not None:
+        problems.extend(_subset_diff(dict(metadata), dict(job.metadata), "metadata"))
+    if not isinstance(payload, _AnyPayload):
+        problems.extend(
+            _subset_diff(msgspec.to_builtins(payload), msgspec.to_builtins(job.payload), "payload")
+        )
+    return problems
+
+
+def _subset_diff(expected: object, actual: object, path: str) -> list[str]:
+    """How `actual` fails to contain `expected`: mappings by subset, lists item by item, else equality."""
+    if isinstance(expected, dict):
+        if not isinstance(actual, dict):
+            return [f"{path}: expected a mapping, got {actual!r}"]
+        problems: list[str] = []
+        for key, value in expected.items():
+            if key not in actual:
+                problems.append(f"{path}.{key}: missing (expected {value!r})")
+            else:
+                problems.extend(_subset_diff(value, actual[key], f"{path}.{key}"))
+        return problems
+    if isinstance(expected, list) and isinstance(actual, list):
+        if len(expected) != len(actual):
+            return [f"{path}: expected {len(expected)} items, got {len(actual)}: {actual!r}"]
+        return [
+            problem
+            for index, (want, got) in enumerate(zip(expected, actual, strict=True))
+            for problem in _subset_diff(want, got, f"{path}[{index}]")
+        ]
+    if expected != actual or isinstance(expected, bool) != isinstance(actual, bool):
+        return [f"{path}: expected {expected!r}, got {actual!r}"]
+    return []
