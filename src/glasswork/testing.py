@@ -1,32 +1,83 @@
-"""Helpers for testing jobs and handlers: Lambda SQS events and contexts as AWS sends them.
+"""Helpers for testing jobs, modules and handlers, with pytest or anything else.
 
-Not needed at runtime; `import glasswork` does not import this module.
+- Lambda SQS records and events exactly as AWS sends them (`sqs_record`,
+  `job_record`, `sqs_event`, `job_body`) and a Lambda context whose remaining
+  time you control (`FakeLambdaContext`).
+- `run_job`: one job's handler run with a test context, its outcome returned
+  as a value (`JobRun`), no queue involved.
+- `bootstrap_test_worker`: the real worker for a module tree, with test
+  services in place of the module's factories and a `MockQueueDriver`.
+
+Hypothesis strategies live in `glasswork.testing_strategies` (it needs
+`hypothesis`; this module does not). Not needed at runtime: `import glasswork`
+does not import this module.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import itertools
 import uuid
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any, Generic, Literal, TypeAlias, TypeVar, assert_never
 
 import msgspec
 
-from glasswork._jobs import Job
+from glasswork._jobs import Job, JobRegistry, Module
+from glasswork._runtime import is_awaitable, thread_loop
+from glasswork.context import JobContext, LambdaContext, Services
 from glasswork.core import (
+    Ack,
+    DeadLetter,
+    DeadLetterReason,
+    Discard,
+    JobExecution,
     JobMessage,
+    Retry,
     SQSMessageAttribute,
     SQSRecord,
     SQSRecordAttributes,
+    decide_retry,
     encode_message,
     lambda_event,
 )
-from glasswork.drivers.base import ATTR_JOB_NAME
+from glasswork.drivers.base import ATTR_JOB_NAME, WorkerDriver
+from glasswork.drivers.memory import MockQueueDriver
+from glasswork.errors import InvalidJobPayloadError
+from glasswork.worker import Worker, WorkerHooks, bootstrap_worker
 
-__all__ = ["FakeLambdaContext", "job_body", "sqs_event", "sqs_record"]
+__all__ = [
+    "AttributeValue",
+    "FakeLambdaContext",
+    "JobOutcome",
+    "JobRun",
+    "bootstrap_test_worker",
+    "job_body",
+    "job_record",
+    "message_attribute",
+    "run_job",
+    "run_job_async",
+    "sqs_event",
+    "sqs_record",
+]
+
+P = TypeVar("P")
 
 _sequence = itertools.count(1)
+
+AttributeValue: TypeAlias = str | int | float | bytes | SQSMessageAttribute
+"""A message attribute for `sqs_record`: `str` (String), `int`/`float` (Number),
+`bytes` (Binary, base64 as Lambda sends it) or a ready `SQSMessageAttribute`."""
+
+JobOutcome: TypeAlias = Ack | Retry | DeadLetter | Discard
+"""What the worker would do with one attempt of a job."""
+
+_DEFAULT_ENQUEUED_AT = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+# --- bodies, records, events ---------------------------------------------------
 
 
 def job_body(
@@ -37,7 +88,20 @@ def job_body(
     enqueued_at: str = "2026-01-01T00:00:00.000Z",
     metadata: Mapping[str, str] | None = None,
 ) -> str:
-    """A message body as `JobService` (or glasswork for TypeScript) would send it."""
+    """A message body as `JobService` (or glasswork for TypeScript) would send it.
+
+    Args:
+        job: The job, or its name (any name: an unknown one tests deploy skew).
+        payload: The payload; Structs, dataclasses and datetimes are converted
+            as msgspec encodes them. It is not validated, so an invalid payload
+            makes an `invalid_payload` body.
+        job_id: The `jobId` field.
+        enqueued_at: The `enqueuedAt` field (ISO 8601).
+        metadata: The `metadata` field (left out when empty).
+
+    Returns:
+        The JSON body.
+    """
     name = job if isinstance(job, str) else job.name
     body: dict[str, object] = {
         "jobName": name,
@@ -50,6 +114,29 @@ def job_body(
     return msgspec.json.encode(body).decode()
 
 
+def message_attribute(value: AttributeValue) -> SQSMessageAttribute:
+    """One message attribute in Lambda's lower camel case shape.
+
+    Args:
+        value: `str` becomes `String`, `int`/`float` `Number` (sent as a
+            string, as SQS does), `bytes` `Binary` (base64); an
+            `SQSMessageAttribute` is kept as it is.
+
+    Returns:
+        The attribute.
+    """
+    if isinstance(value, SQSMessageAttribute):
+        return value
+    if isinstance(value, bytes):
+        return SQSMessageAttribute(data_type="Binary", binary_value=base64.b64encode(value).decode())
+    if isinstance(value, bool):
+        msg = "a message attribute cannot be a bool; SQS has String, Number and Binary"
+        raise TypeError(msg)
+    if isinstance(value, int | float):
+        return SQSMessageAttribute(data_type="Number", string_value=str(value))
+    return SQSMessageAttribute(data_type="String", string_value=value)
+
+
 def sqs_record(
     body: str | JobMessage,
     *,
@@ -60,31 +147,52 @@ def sqs_record(
     region: str = "us-east-1",
     account: str = "123456789012",
     sent_timestamp: int = 1_767_225_600_000,
-    message_attributes: Mapping[str, str] | None = None,
+    message_attributes: Mapping[str, AttributeValue] | None = None,
+    deduplication_id: str | None = None,
+    sequence_number: str | None = None,
+    sender_id: str = "AROAEXAMPLE:sender",
+    trace_header: str | None = None,
 ) -> SQSRecord:
     """One Lambda SQS record, field for field as AWS sends it.
 
+    Turn it into the dict Lambda passes with `glasswork.core.lambda_record`, or
+    wrap records in an event with `sqs_event`.
+
     Args:
-        body: The body, or a `JobMessage` to encode.
+        body: The body, or a `JobMessage` to encode (adds the `JobName`
+            attribute; on a `.fifo` queue its `group_id`, else the queue
+            name, is the default message group).
         message_id: Defaults to a fresh UUID.
         receive_count: `ApproximateReceiveCount` (the attempt number).
-        group_id: Makes it a FIFO record (`MessageGroupId`, dedup and sequence numbers).
+        group_id: Makes it a FIFO record: `MessageGroupId`,
+            `MessageDeduplicationId` and `SequenceNumber` are set.
         queue: The source queue's name (`.fifo` is appended for FIFO records when missing).
         region: The region in `eventSourceARN` and `awsRegion`.
         account: The account in `eventSourceARN`.
         sent_timestamp: `SentTimestamp` in epoch milliseconds.
-        message_attributes: String message attributes; `JobName` is added for job bodies.
+        message_attributes: Message attributes by name (see `message_attribute`).
+        deduplication_id: FIFO `MessageDeduplicationId` (default: the body's SHA-256,
+            as content-based deduplication makes it).
+        sequence_number: FIFO `SequenceNumber` (default: a rising 20-digit number).
+        sender_id: `SenderId`.
+        trace_header: `AWSTraceHeader` (X-Ray), when set.
+
+    Returns:
+        The record.
     """
     attributes: dict[str, SQSMessageAttribute] = {}
     if isinstance(body, JobMessage):
         attributes[ATTR_JOB_NAME] = SQSMessageAttribute(string_value=body.job_name)
         text = encode_message(body).decode()
+        if group_id is None and queue.endswith(".fifo"):
+            group_id = body.group_id or queue
     else:
         text = body
     for key, value in (message_attributes or {}).items():
-        attributes[key] = SQSMessageAttribute(string_value=value)
+        attributes[key] = message_attribute(value)
     message_id = message_id or str(uuid.uuid4())
-    if group_id is not None and not queue.endswith(".fifo"):
+    fifo = group_id is not None
+    if fifo and not queue.endswith(".fifo"):
         queue = f"{queue}.fifo"
     return SQSRecord(
         message_id=message_id,
@@ -93,11 +201,14 @@ def sqs_record(
         attributes=SQSRecordAttributes(
             approximate_receive_count=str(receive_count),
             sent_timestamp=str(sent_timestamp),
-            sender_id="AROAEXAMPLE:sender",
+            sender_id=sender_id,
             approximate_first_receive_timestamp=str(sent_timestamp + 10),
             message_group_id=group_id,
-            message_deduplication_id=hashlib.sha256(text.encode()).hexdigest() if group_id else None,
-            sequence_number=f"{next(_sequence):020d}" if group_id else None,
+            message_deduplication_id=(deduplication_id or hashlib.sha256(text.encode()).hexdigest())
+            if fifo
+            else None,
+            sequence_number=(sequence_number or f"{next(_sequence):020d}") if fifo else None,
+            aws_trace_header=trace_header,
         ),
         message_attributes=attributes,
         md5_of_body=hashlib.md5(text.encode(), usedforsecurity=False).hexdigest(),
@@ -107,18 +218,62 @@ def sqs_record(
     )
 
 
+def job_record(
+    job: Job[Any] | str,
+    payload: object = None,
+    *,
+    job_id: str = "job-1",
+    metadata: Mapping[str, str] | None = None,
+    message_id: str | None = None,
+    receive_count: int | str = 1,
+    group_id: str | None = None,
+    queue: str = "jobs",
+) -> SQSRecord:
+    """A record carrying one job: `sqs_record(job_body(...))` with the `JobName` attribute.
+
+    Args:
+        job: The job, or its name.
+        payload: The payload (not validated; see `job_body`).
+        job_id: The body's `jobId`.
+        metadata: The body's `metadata`.
+        message_id: Defaults to a fresh UUID.
+        receive_count: `ApproximateReceiveCount` (the attempt number).
+        group_id: Makes it a FIFO record in this message group.
+        queue: The source queue's name.
+
+    Returns:
+        The record.
+    """
+    name = job if isinstance(job, str) else job.name
+    return sqs_record(
+        job_body(job, payload, job_id=job_id, metadata=metadata),
+        message_id=message_id,
+        receive_count=receive_count,
+        group_id=group_id,
+        queue=queue,
+        message_attributes={ATTR_JOB_NAME: name},
+    )
+
+
 def sqs_event(records: Iterable[SQSRecord | str]) -> dict[str, object]:
-    """A Lambda SQS event (`{"Records": [...]}`) as plain dicts; bare strings become records."""
+    """A Lambda SQS event (`{"Records": [...]}`) as plain dicts; bare strings become records.
+
+    Every record has every key Lambda sends (see `glasswork.core.lambda_record`).
+    """
     return lambda_event(r if isinstance(r, SQSRecord) else sqs_record(r) for r in records)
 
 
 class FakeLambdaContext:
     """A Lambda context whose remaining time you control.
 
+    It has the attributes of the Python runtime's context object, so Powertools'
+    `Logger.inject_lambda_context` and similar decorators accept it.
+
     Args:
         remaining_ms: Milliseconds left, or a function returning them (for a
             countdown driven by your own clock).
         function_name: The function's name.
+        memory_limit_in_mb: The function's memory.
     """
 
     def __init__(
@@ -136,8 +291,327 @@ class FakeLambdaContext:
         self.invoked_function_arn = f"arn:aws:lambda:us-east-1:123456789012:function:{function_name}"
         self.log_group_name = f"/aws/lambda/{function_name}"
         self.log_stream_name = "2026/01/01/[$LATEST]test"
+        self.client_context: object = None
+        self.identity: object = None
 
     def get_remaining_time_in_millis(self) -> int:
         """Milliseconds left in this invocation."""
         remaining = self._remaining
         return remaining() if callable(remaining) else remaining
+
+    def advance(self, milliseconds: int) -> None:
+        """Spend `milliseconds` of the remaining time (never below 0).
+
+        Raises:
+            TypeError: The remaining time comes from a function; advance its clock instead.
+        """
+        remaining = self._remaining
+        if callable(remaining):
+            msg = "this context reads its remaining time from a function; advance that clock instead"
+            raise TypeError(msg)
+        self._remaining = max(remaining - milliseconds, 0)
+
+
+# --- running one job -------------------------------------------------------------
+
+
+class JobRun(msgspec.Struct, Generic[P], frozen=True, kw_only=True):
+    """What became of one attempt of a job run by `run_job`.
+
+    Attributes:
+        job_name: The job's name.
+        outcome: What the worker would do: `Ack`, `Retry(delay)`,
+            `DeadLetter(reason)` or `Discard(reason)` (from `decide_retry`
+            with the job's policy and the attempt number).
+        error: What the handler raised, or the `InvalidJobPayloadError` when
+            the payload did not fit the job's type; `None` on success. (A
+            `DeadLetter("retries_exhausted")` outcome carries a
+            `RetryExhaustedError` whose cause is this error.)
+        ran: Whether the handler was called (not when the payload was invalid).
+        execution: The attempt as the handler and hooks saw it.
+        payload: The payload the handler got (converted to the job's type),
+            `None` when it was invalid.
+        returned: What the handler returned (awaited for an `async def`).
+    """
+
+    job_name: str
+    outcome: JobOutcome
+    error: BaseException | None
+    ran: bool
+    execution: JobExecution
+    payload: P | None
+    returned: object = None
+
+    @property
+    def succeeded(self) -> bool:
+        """Whether the handler returned (the worker would delete the message)."""
+        return isinstance(self.outcome, Ack)
+
+    @property
+    def disposition(self) -> Literal["succeeded", "failed", "dead_lettered", "discarded"]:
+        """How the worker would settle the record, assuming the dead-letter send succeeds.
+
+        `failed` means reported in `batchItemFailures` for SQS to redeliver.
+        """
+        match self.outcome:
+            case Ack():
+                return "succeeded"
+            case Retry():
+                return "failed"
+            case DeadLetter():
+                return "dead_lettered"
+            case Discard():
+                return "discarded"
+            case _:
+                assert_never(self.outcome)
+
+    @property
+    def reason(self) -> DeadLetterReason | None:
+        """The dead-letter or discard reason, else `None`."""
+        if isinstance(self.outcome, DeadLetter | Discard):
+            return self.outcome.reason
+        return None
+
+    @property
+    def retry_delay(self) -> int | None:
+        """Seconds until the retry for a `Retry` outcome (`None`: the queue's visibility timeout)."""
+        return self.outcome.delay if isinstance(self.outcome, Retry) else None
+
+    def raise_error(self) -> None:
+        """Re-raise the job's error, if any (to see its traceback in a failing test)."""
+        if self.error is not None:
+            raise self.error
+
+
+class _Prepared(msgspec.Struct, frozen=True, kw_only=True):
+    job: Job[Any]
+    context: JobContext
+    policy_attempt: int
+    payload: object
+    invalid: InvalidJobPayloadError | None
+
+
+def _prepare(
+    job: Job[Any],
+    payload: object,
+    *,
+    services: Mapping[str, object] | Services | None,
+    attempt: int,
+    metadata: Mapping[str, str] | None,
+    lambda_context: LambdaContext | None,
+    job_id: str | None,
+    message_id: str,
+    enqueued_at: datetime,
+) -> _Prepared:
+    invalid: InvalidJobPayloadError | None = None
+    value: object = None
+    try:
+        raw = msgspec.json.encode(payload)
+        value = job.decoder.decode(raw) if job.decoder is not None else msgspec.json.decode(raw)
+    except (msgspec.EncodeError, msgspec.DecodeError, TypeError) as exc:
+        invalid = InvalidJobPayloadError(f"job {job.name!r}: invalid payload: {exc}", job_name=job.name)
+        invalid.__cause__ = exc
+    if job_id is None:
+        job_id = job.unique(value) if job.unique is not None and invalid is None else f"{job.name}-test"
+    attempt = max(attempt, 1)
+    execution = JobExecution(
+        job_id=job_id,
+        job_name=job.name,
+        payload=value,
+        attempt_number=attempt,
+        enqueued_at=enqueued_at if enqueued_at.tzinfo is not None else enqueued_at.replace(tzinfo=UTC),
+        metadata=dict(metadata or {}),
+        message_id=message_id,
+    )
+    values = services if isinstance(services, Services) else Services(services or {})
+    context = JobContext(services=values, execution=execution, lambda_context=lambda_context)
+    return _Prepared(job=job, context=context, policy_attempt=attempt, payload=value, invalid=invalid)
+
+
+def _finish(
+    prepared: _Prepared, *, ran: bool, error: BaseException | None, returned: object, jitter: float
+) -> JobRun[Any]:
+    job = prepared.job
+    outcome: JobOutcome
+    if error is None:
+        outcome = Ack()
+    else:
+        outcome = decide_retry(
+            error, attempt=prepared.policy_attempt, policy=job.retry, jitter=jitter, job_name=job.name
+        )
+    return JobRun(
+        job_name=job.name,
+        outcome=outcome,
+        error=error,
+        ran=ran,
+        execution=prepared.context.execution,
+        payload=prepared.payload if prepared.invalid is None else None,
+        returned=returned,
+    )
+
+
+def run_job(
+    job: Job[P],
+    payload: object,
+    *,
+    services: Mapping[str, object] | Services | None = None,
+    attempt: int = 1,
+    metadata: Mapping[str, str] | None = None,
+    lambda_context: LambdaContext | None = None,
+    job_id: str | None = None,
+    message_id: str = "test-message",
+    enqueued_at: datetime = _DEFAULT_ENQUEUED_AT,
+    jitter: float = 1.0,
+) -> JobRun[P]:
+    """Run one job's handler once, as the worker would, and return its outcome.
+
+    The payload goes through JSON and the job's own decoder first, exactly as
+    on the worker: a dict becomes the job's Struct, and a payload that does
+    not fit gives an `InvalidJobPayloadError` outcome without running the
+    handler. An `async def` handler runs on this thread's event loop (from
+    async code, use `run_job_async`). No hook, queue or driver is involved.
+
+    Args:
+        job: The job.
+        payload: The payload, typed or as decoded JSON.
+        services: `ctx.services` for this run: values (not factories) by name.
+        attempt: The attempt number (the record's `ApproximateReceiveCount`).
+        metadata: `ctx.metadata`.
+        lambda_context: `ctx.lambda_context` (a `FakeLambdaContext`, say).
+        job_id: `ctx.job_id`; default: the job's `unique` key, else `"<name>-test"`.
+        message_id: `ctx.message_id`.
+        enqueued_at: `ctx.enqueued_at`.
+        jitter: The backoff's full-jitter factor in `[0, 1]` (1: the ceiling).
+
+    Returns:
+        The run: outcome, error, the payload the handler got, what it returned.
+    """
+    prepared = _prepare(
+        job,
+        payload,
+        services=services,
+        attempt=attempt,
+        metadata=metadata,
+        lambda_context=lambda_context,
+        job_id=job_id,
+        message_id=message_id,
+        enqueued_at=enqueued_at,
+    )
+    if prepared.invalid is not None:
+        return _finish(prepared, ran=False, error=prepared.invalid, returned=None, jitter=jitter)
+    try:
+        returned = job.handler(prepared.payload, prepared.context)  # type: ignore[arg-type]  # converted by the decoder
+        if is_awaitable(returned):
+            returned = thread_loop().run_until_complete(_awaited(returned))
+    except Exception as exc:  # noqa: BLE001  # every handler error is the run's outcome
+        return _finish(prepared, ran=True, error=exc, returned=None, jitter=jitter)
+    return _finish(prepared, ran=True, error=None, returned=returned, jitter=jitter)
+
+
+async def run_job_async(
+    job: Job[P],
+    payload: object,
+    *,
+    services: Mapping[str, object] | Services | None = None,
+    attempt: int = 1,
+    metadata: Mapping[str, str] | None = None,
+    lambda_context: LambdaContext | None = None,
+    job_id: str | None = None,
+    message_id: str = "test-message",
+    enqueued_at: datetime = _DEFAULT_ENQUEUED_AT,
+    jitter: float = 1.0,
+) -> JobRun[P]:
+    """`run_job` for async tests: awaits an `async def` handler on the running loop.
+
+    Args and Returns: as for `run_job`.
+    """
+    prepared = _prepare(
+        job,
+        payload,
+        services=services,
+        attempt=attempt,
+        metadata=metadata,
+        lambda_context=lambda_context,
+        job_id=job_id,
+        message_id=message_id,
+        enqueued_at=enqueued_at,
+    )
+    if prepared.invalid is not None:
+        return _finish(prepared, ran=False, error=prepared.invalid, returned=None, jitter=jitter)
+    try:
+        returned = job.handler(prepared.payload, prepared.context)  # type: ignore[arg-type]  # converted by the decoder
+        if is_awaitable(returned):
+            returned = await returned
+    except Exception as exc:  # noqa: BLE001  # every handler error is the run's outcome
+        return _finish(prepared, ran=True, error=exc, returned=None, jitter=jitter)
+    return _finish(prepared, ran=True, error=None, returned=returned, jitter=jitter)
+
+
+async def _awaited(awaitable: Awaitable[object]) -> object:
+    return await awaitable
+
+
+# --- running a module --------------------------------------------------------------
+
+
+def bootstrap_test_worker(
+    module: Module,
+    *,
+    services: Mapping[str, object] | None = None,
+    driver: WorkerDriver | None = None,
+    hooks: WorkerHooks | None = None,
+    jitter: float = 1.0,
+    time_margin: float = 1.0,
+    max_concurrency: int = 10,
+) -> Worker:
+    """The real worker for a module tree, with test services and a fixed jitter.
+
+    `services` replace the module tree's factories of the same name (given as
+    values, not factories); factories not replaced still run, once, here. The
+    tree is checked as `bootstrap_worker` checks it (duplicate job names,
+    import cycles).
+
+    Args:
+        module: The root of the module tree.
+        services: Service values by name, replacing the tree's factories.
+        driver: The worker-side driver; default: a fresh `MockQueueDriver`.
+        hooks: Lifecycle hooks.
+        jitter: The backoff's full-jitter factor, fixed so delays are predictable.
+        time_margin: As for `bootstrap_worker`.
+        max_concurrency: As for `bootstrap_worker`.
+
+    Returns:
+        The handler; `worker.process_batch(event)` returns a `BatchReport`
+        saying how each record ended.
+
+    Raises:
+        ConfigurationError: As `bootstrap_worker`, or a service named in
+            `services` that the tree does not define.
+        ServiceError: A factory that was not replaced raised.
+    """
+    registry = JobRegistry.from_module(module)
+    overrides = dict(services or {})
+    unknown = sorted(set(overrides) - set(registry.service_factories))
+    if unknown:
+        from glasswork.errors import ConfigurationError  # noqa: PLC0415  # only on this error
+
+        known = ", ".join(sorted(registry.service_factories)) or "none"
+        msg = f"no service named {', '.join(unknown)} in module {module.name!r} (services: {known})"
+        raise ConfigurationError(msg)
+    factories = {
+        name: _constant(overrides[name]) if name in overrides else factory
+        for name, factory in registry.service_factories.items()
+    }
+    flat = Module(name=f"{module.name} (test)", jobs=list(registry.jobs.values()), services=factories)
+    return bootstrap_worker(
+        module=flat,
+        hooks=hooks,
+        driver=driver if driver is not None else MockQueueDriver(),
+        max_concurrency=max_concurrency,
+        time_margin=time_margin,
+        jitter=lambda: jitter,
+    )
+
+
+def _constant(value: object) -> Callable[[], object]:
+    return lambda: value
