@@ -584,6 +584,19 @@ def test_run_job_async_runs_on_the_callers_loop() -> None:
     assert not invalid.ran
 
 
+def test_run_job_inside_a_running_loop_points_to_run_job_async() -> None:
+    async def handler(payload: object, ctx: JobContext) -> None:
+        pass
+
+    job: Job[object] = define_job(name="a", handler=handler)
+
+    async def main() -> None:
+        run_job(job, None)
+
+    with pytest.raises(RuntimeError, match="run_job_async"):
+        asyncio.run(main())
+
+
 @given(error=errors(), attempt=st.integers(1, 30), policy=retry_policies(), valid=st.booleans())
 @settings(max_examples=100, suppress_health_check=[HealthCheck.too_slow])
 def test_run_job_decides_what_the_worker_does(

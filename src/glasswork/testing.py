@@ -485,6 +485,10 @@ def run_job(
 
     Returns:
         The run: outcome, error, the payload the handler got, what it returned.
+
+    Raises:
+        RuntimeError: The handler is async and an event loop is already
+            running in this thread (use `run_job_async`).
     """
     prepared = _prepare(
         job,
@@ -501,11 +505,30 @@ def run_job(
         return _finish(prepared, ran=False, error=prepared.invalid, returned=None, jitter=jitter)
     try:
         returned = job.handler(prepared.payload, prepared.context)  # type: ignore[arg-type]  # converted by the decoder
-        if is_awaitable(returned):
-            returned = thread_loop().run_until_complete(_awaited(returned))
     except Exception as exc:  # noqa: BLE001  # every handler error is the run's outcome
         return _finish(prepared, ran=True, error=exc, returned=None, jitter=jitter)
+    if is_awaitable(returned):
+        _refuse_inside_a_running_loop(returned, job.name)
+        try:
+            returned = thread_loop().run_until_complete(_awaited(returned))
+        except Exception as exc:  # noqa: BLE001  # every handler error is the run's outcome
+            return _finish(prepared, ran=True, error=exc, returned=None, jitter=jitter)
     return _finish(prepared, ran=True, error=None, returned=returned, jitter=jitter)
+
+
+def _refuse_inside_a_running_loop(awaitable: Awaitable[object], name: str) -> None:
+    """`run_job` cannot wait for a coroutine from inside a running event loop; say so plainly."""
+    import asyncio  # noqa: PLC0415  # only for async handlers
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    close = getattr(awaitable, "close", None)
+    if callable(close):
+        close()
+    msg = f"job {name!r} is async and an event loop is running here: use `await run_job_async(...)`"
+    raise RuntimeError(msg)
 
 
 async def run_job_async(
