@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 import msgspec
 
 from glasswork._runtime import is_async_callable
-from glasswork.core import RetryPolicy, RetrySpec, normalize_retry
+from glasswork.core import RetryPolicy, RetrySpec, TypedEnvelope, normalize_retry
 from glasswork.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -51,6 +51,7 @@ class Job(msgspec.Struct, Generic[P], frozen=True, kw_only=True):
     schedule: str | None = None
     is_async: bool = False
     decoder: msgspec.json.Decoder[P] | None = None
+    envelope_decoder: msgspec.json.Decoder[TypedEnvelope[P]] | None = None
 
     def __repr__(self) -> str:
         return f"Job(name={self.name!r})"
@@ -99,6 +100,8 @@ def define_job(
     decoder: msgspec.json.Decoder[Any] | None
     try:
         decoder = msgspec.json.Decoder(payload) if payload is not None else None
+        envelope_type: object = TypedEnvelope[payload] if payload is not None else TypedEnvelope[Any]  # type: ignore[valid-type]  # a runtime type argument
+        envelope_decoder = msgspec.json.Decoder(envelope_type)
     except TypeError as exc:
         msg = f"job {name!r}: payload type {payload!r} is not supported by msgspec: {exc}"
         raise ConfigurationError(msg) from exc
@@ -119,6 +122,7 @@ def define_job(
         group=group,
         is_async=is_async_callable(handler),
         decoder=decoder,
+        envelope_decoder=envelope_decoder,
     )
 
 

@@ -5,12 +5,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
+from glasswork.core import JobExecution, decode_message, job_execution
 from glasswork.errors import ConfigurationError
-
-if TYPE_CHECKING:
-    from glasswork.core import JobExecution
 
 __all__ = ["JobContext", "LambdaContext", "Services"]
 
@@ -76,11 +74,30 @@ class JobContext:
 
     Attributes:
         services: The module tree's services.
-        execution: The attempt (`job_id`, `job_name`, `payload`, ...).
         lambda_context: Lambda's context object, or `None` outside Lambda.
     """
 
-    __slots__ = ("_logger", "execution", "lambda_context", "services")
+    __slots__ = (
+        "_attempt",
+        "_body",
+        "_execution",
+        "_logger",
+        "_message_id",
+        "_payload",
+        "_sent",
+        "lambda_context",
+        "services",
+    )
+
+    services: Services
+    lambda_context: LambdaContext | None
+    _execution: JobExecution | None
+    _logger: logging.LoggerAdapter[logging.Logger] | None
+    _payload: object
+    _body: str
+    _message_id: str
+    _attempt: int
+    _sent: object
 
     def __init__(
         self,
@@ -90,9 +107,24 @@ class JobContext:
         lambda_context: LambdaContext | None = None,
     ) -> None:
         self.services = services
-        self.execution = execution
         self.lambda_context = lambda_context
-        self._logger: logging.LoggerAdapter[logging.Logger] | None = None
+        self._execution = execution
+        self._logger = None
+
+    @property
+    def execution(self) -> JobExecution:
+        """The attempt: `job_id`, `job_name`, `payload`, `attempt_number`, `enqueued_at`, ..."""
+        execution = getattr(self, "_execution", None)
+        if execution is None:
+            attributes = self._sent
+            execution = self._execution = job_execution(
+                decode_message(self._body),
+                self._payload,
+                message_id=self._message_id,
+                attempt=self._attempt,
+                sent_timestamp=attributes.get("SentTimestamp") if isinstance(attributes, dict) else None,
+            )
+        return execution
 
     @property
     def job_id(self) -> str:
@@ -127,9 +159,10 @@ class JobContext:
     @property
     def logger(self) -> logging.LoggerAdapter[logging.Logger]:
         """A logger whose records carry `job_id`, `job_name`, `attempt` and `message_id`."""
-        if self._logger is None:
+        logger: logging.LoggerAdapter[logging.Logger] | None = getattr(self, "_logger", None)
+        if logger is None:
             execution = self.execution
-            self._logger = logging.LoggerAdapter(
+            logger = self._logger = logging.LoggerAdapter(
                 _job_logger,
                 {
                     "job_id": execution.job_id,
@@ -138,7 +171,7 @@ class JobContext:
                     "message_id": execution.message_id,
                 },
             )
-        return self._logger
+        return logger
 
     def remaining_time_ms(self) -> int | None:
         """Milliseconds of Lambda time left, or `None` outside Lambda."""

@@ -25,7 +25,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Annotated, Any, Final, Generic, Literal, TypeAlias, TypeVar
 
 import msgspec
 
@@ -45,6 +46,7 @@ __all__ = [
     "DEFAULT_MAX_ATTEMPTS",
     "MAX_DELAY_SECONDS",
     "MAX_MESSAGE_BYTES",
+    "NO_METADATA",
     "Ack",
     "Backoff",
     "DeadLetter",
@@ -68,6 +70,7 @@ __all__ = [
     "SQSMessageAttribute",
     "SQSRecord",
     "SQSRecordAttributes",
+    "TypedEnvelope",
     "attempt_number",
     "backoff_delay",
     "build_message",
@@ -75,7 +78,9 @@ __all__ = [
     "decide_retry",
     "decode_message",
     "encode_message",
+    "enqueued_time",
     "format_timestamp",
+    "job_execution",
     "lambda_event",
     "lambda_record",
     "normalize_retry",
@@ -83,6 +88,8 @@ __all__ = [
     "process_record",
     "to_seconds",
 ]
+
+P = TypeVar("P")
 
 DEFAULT_MAX_ATTEMPTS: Final = 25
 MAX_DELAY_SECONDS: Final = 43_200
@@ -185,14 +192,29 @@ class JobEnvelope(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
 
     Only `jobName` is required so that a hand-written body such as
     `{"jobName": "send_email", "payload": {...}}` runs; the worker falls back to
-    the SQS message id and `SentTimestamp` for a missing `jobId` and `enqueuedAt`.
+    the SQS message id and `SentTimestamp` for a missing `jobId` and `enqueuedAt`
+    (and for an `enqueuedAt` that is not an ISO-8601 time).
     """
 
     job_name: str
     payload: msgspec.Raw = msgspec.field(default_factory=lambda: msgspec.Raw(b"null"))
     job_id: str = ""
-    enqueued_at: datetime | None = None
-    metadata: dict[str, str] = msgspec.field(default_factory=dict)
+    enqueued_at: str | None = None
+    metadata: dict[str, str] | None = None
+
+
+class TypedEnvelope(msgspec.Struct, Generic[P], frozen=True, kw_only=True, rename="camel"):
+    """`jobName` and the payload of a body, decoded in one pass with the job's payload type.
+
+    The worker's fast path: each job keeps a decoder for its own
+    `TypedEnvelope[PayloadType]`, and the other fields (`jobId`, `enqueuedAt`,
+    `metadata`) are read only when a handler or hook asks for them. A body it
+    cannot decode goes the two-step way (`JobEnvelope`, then the payload),
+    which tells a poison body from an invalid payload.
+    """
+
+    job_name: str
+    payload: P
 
 
 _encoder: Final = msgspec.json.Encoder()
@@ -342,7 +364,7 @@ class SQSRecordAttributes(msgspec.Struct, frozen=True, kw_only=True, rename="pas
 class SQSRecord(msgspec.Struct, frozen=True, kw_only=True, rename="camel", omit_defaults=True):
     """One record of a Lambda SQS event, field for field."""
 
-    message_id: str
+    message_id: Annotated[str, msgspec.Meta(min_length=1)]
     receipt_handle: str = ""
     body: str = ""
     attributes: SQSRecordAttributes = SQSRecordAttributes()
@@ -469,7 +491,7 @@ class Discard(msgspec.Struct, frozen=True, kw_only=True, tag=True):
 class Defer(msgspec.Struct, frozen=True, kw_only=True, tag=True):
     """Not run: reported failed so SQS redelivers it, no hooks."""
 
-    reason: Literal["fifo_group_blocked", "time_budget"]
+    reason: Literal["fifo_group_blocked", "time_budget", "unreadable_record"]
 
 
 Decision: TypeAlias = Retry | DeadLetter | Discard
@@ -604,32 +626,57 @@ class Runnable(msgspec.Struct, frozen=True, kw_only=True):
 
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+NO_METADATA: Final[Mapping[str, str]] = MappingProxyType({})
 
 
-def _sent_at(record: SQSRecord) -> datetime:
-    sent = record.attributes.sent_timestamp
-    if sent.isdigit():
+def enqueued_time(enqueued_at: str | None, sent_timestamp: object = None) -> datetime:
+    """When a job was enqueued: its `enqueuedAt`, else SQS's `SentTimestamp` (ms), else the epoch.
+
+    A time without a zone is taken as UTC; one that does not parse falls back
+    like a missing one.
+    """
+    if enqueued_at:
         try:
-            return _EPOCH + timedelta(milliseconds=int(sent))
+            at = datetime.fromisoformat(enqueued_at)
+        except ValueError:
+            pass
+        else:
+            return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+    if isinstance(sent_timestamp, str) and sent_timestamp.isdigit():
+        try:
+            return _EPOCH + timedelta(milliseconds=int(sent_timestamp))
         except OverflowError:
             return _EPOCH
     return _EPOCH
 
 
-def _execution(record: SQSRecord, envelope: JobEnvelope, payload: object, attempt: int) -> JobExecution:
-    enqueued_at = envelope.enqueued_at
-    if enqueued_at is None:
-        enqueued_at = _sent_at(record)
-    elif enqueued_at.tzinfo is None:
-        enqueued_at = enqueued_at.replace(tzinfo=UTC)
+def job_execution(
+    envelope: JobEnvelope,
+    payload: object,
+    *,
+    message_id: str,
+    attempt: int,
+    sent_timestamp: object = None,
+) -> JobExecution:
+    """The `JobExecution` of a decoded body (ids and times fall back as `JobEnvelope` says)."""
     return JobExecution(
-        job_id=envelope.job_id or record.message_id,
+        job_id=envelope.job_id or message_id,
         job_name=envelope.job_name,
         payload=payload,
         attempt_number=attempt,
-        enqueued_at=enqueued_at,
-        metadata=envelope.metadata,
+        enqueued_at=enqueued_time(envelope.enqueued_at, sent_timestamp),
+        metadata=envelope.metadata if envelope.metadata is not None else NO_METADATA,
+        message_id=message_id,
+    )
+
+
+def _execution(record: SQSRecord, envelope: JobEnvelope, payload: object, attempt: int) -> JobExecution:
+    return job_execution(
+        envelope,
+        payload,
         message_id=record.message_id,
+        attempt=attempt,
+        sent_timestamp=record.attributes.sent_timestamp,
     )
 
 
@@ -660,14 +707,30 @@ def prepare_record(
     registry: JobRegistry,
     *,
     default_policy: RetryPolicy = _DEFAULT_POLICY,
+    max_body_bytes: int = MAX_MESSAGE_BYTES,
 ) -> Runnable | RecordResult:
     """Decode a record's body, find its job and convert its payload.
+
+    Args:
+        record: The record.
+        registry: The jobs, by name.
+        default_policy: The policy for a job name that is not registered.
+        max_body_bytes: A larger body is dead-lettered as poison without being decoded.
 
     Returns:
         A `Runnable` when the handler should run; otherwise the record's
         `RecordResult` (poison body, unknown job, invalid payload).
     """
     attempt = attempt_number(record)
+    body = record.body
+    if len(body) * 4 > max_body_bytes and len(body.encode()) > max_body_bytes:
+        too_big = MalformedMessageError(
+            f"message {record.message_id}: body is {len(body.encode())} bytes, "
+            f"over the limit of {max_body_bytes}"
+        )
+        return RecordResult(
+            record=record, outcome=DeadLetter(reason="poison_message", error=too_big), attempt=attempt
+        )
     try:
         envelope = _envelope_decoder.decode(record.body)
     except msgspec.DecodeError as exc:

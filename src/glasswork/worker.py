@@ -30,6 +30,7 @@ from glasswork._runtime import is_async_callable, is_awaitable, new_id, thread_l
 from glasswork.context import JobContext, LambdaContext, Services
 from glasswork.core import (
     ACK,
+    MAX_MESSAGE_BYTES,
     Ack,
     DeadLetter,
     Defer,
@@ -40,7 +41,6 @@ from glasswork.core import (
     RecordResult,
     Retry,
     Runnable,
-    SQSEvent,
     SQSRecord,
     decide_retry,
     prepare_record,
@@ -115,15 +115,23 @@ class Settled(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class BatchReport(msgspec.Struct, frozen=True, kw_only=True):
-    """Every record of an SQS batch, each settled exactly once, in input order."""
+    """Every record of an SQS batch, each settled exactly once, in input order.
+
+    A record without a usable `messageId` cannot be reported to Lambda and is
+    not listed (it is logged); no record SQS sends lacks one.
+    """
 
     settled: list[Settled]
-    unreadable: list[str] = msgspec.field(default_factory=list)
 
     @property
     def failed_ids(self) -> list[str]:
-        """Message ids to report in `batchItemFailures`, in input order."""
-        return [s.message_id for s in self.settled if s.disposition == "failed"] + self.unreadable
+        """Message ids to report in `batchItemFailures`, in input order, without repeats."""
+        return list(dict.fromkeys(s.message_id for s in self.settled if s.disposition == "failed"))
+
+    @property
+    def unreadable(self) -> list[str]:
+        """Message ids of records that were not valid SQS records (reported failed)."""
+        return [s.message_id for s in self.settled if s.result.outcome is _DEFER_UNREADABLE]
 
     def response(self) -> dict[str, list[dict[str, str]]]:
         """The Lambda partial batch response."""
@@ -136,6 +144,15 @@ class BatchReport(msgspec.Struct, frozen=True, kw_only=True):
 
 _DEFER_GROUP: Final = Defer(reason="fifo_group_blocked")
 _DEFER_TIME: Final = Defer(reason="time_budget")
+_DEFER_UNREADABLE: Final = Defer(reason="unreadable_record")
+_SKIPPED: Final = Settled(
+    result=RecordResult(record=SQSRecord(message_id="-"), outcome=_DEFER_UNREADABLE, attempt=0),
+    disposition="failed",
+)
+"""Marks a record without a usable `messageId`: logged, and left out of the response."""
+_ATTEMPTS: Final = {str(n): n for n in range(1, 1001)}
+"""`ApproximateReceiveCount` strings the fast path reads without parsing; others take the general path."""
+_NOT_SQS: Final = object()
 
 
 def _error_text(error: BaseException) -> str:
@@ -165,6 +182,8 @@ class Worker:
         time_margin_ms: int,
         jitter: Callable[[], float],
         logger: logging.Logger,
+        max_body_bytes: int = MAX_MESSAGE_BYTES,
+        log_payloads: bool = False,
     ) -> None:
         self.registry = registry
         self.services = services
@@ -175,7 +194,10 @@ class Worker:
         self._driver_resolved = driver is not None
         self._jitter = jitter
         self._log = logger
+        self.max_body_bytes = max_body_bytes
+        self.log_payloads = log_payloads
         self._use_loop = hooks.any_async() or any(j.is_async for j in registry.jobs.values())
+        self._fast_path = hooks == WorkerHooks()
         self._checked_sources: set[str] = set()
 
     # --- entry point ----------------------------------------------------------
@@ -195,118 +217,246 @@ class Worker:
             InvalidEventError: The event is neither an SQS batch nor a job invocation.
             Exception: Whatever a directly invoked job raised (so Lambda retries it).
         """
-        if isinstance(event, Mapping) and "Records" in event:
-            return dict(self.process_batch(event, context).response())
-        return self.run_direct(event, context)
+        raw = (
+            event.get("Records", _NOT_SQS) if type(event) is dict or isinstance(event, Mapping) else _NOT_SQS
+        )
+        if raw is _NOT_SQS:
+            return self.run_direct(event, context)
+        others: list[Settled] = []
+        self._run_batch(raw, context, others)
+        if not others:
+            return {"batchItemFailures": []}
+        failed = [
+            m.result.record.message_id for m in others if m.disposition == "failed" and m is not _SKIPPED
+        ]
+        return {"batchItemFailures": [{"itemIdentifier": i} for i in dict.fromkeys(failed)]}
 
     # --- SQS batches ----------------------------------------------------------
 
     def process_batch(self, event: Mapping[str, object], context: object = None) -> BatchReport:
         """Run an SQS event's records and settle each one; never raises for an SQS batch.
 
-        Raises:
-            InvalidEventError: `Records` is not a list of SQS records (another
-                event source); nothing has run.
-        """
-        records, unreadable = self._decode_records(event)
-        self._check_sources(records)
-        lambda_context = _lambda_context(context)
-        if self._use_loop:
-            settled = self._event_loop().run_until_complete(self._run_async(records, lambda_context))
-        else:
-            settled = self._run_sync(records, lambda_context)
-        self._apply_visibility(settled)
-        return BatchReport(settled=settled, unreadable=unreadable)
+        Returns:
+            How every record ended (the handler returns `report.response()`).
 
-    def _decode_records(self, event: Mapping[str, object]) -> tuple[list[SQSRecord], list[str]]:
+        Raises:
+            InvalidEventError: `Records` is not a list, or its first record
+                comes from another event source; nothing has run.
+        """
         raw = event.get("Records")
+        marks = self._run_batch(raw, context, [])
+        assert isinstance(raw, list)
+        return BatchReport(
+            settled=[
+                mark if mark is not None else self._succeeded(item)
+                for item, mark in zip(raw, marks, strict=True)
+                if mark is not _SKIPPED
+            ]
+        )
+
+    def _run_batch(self, raw: object, context: object, others: list[Settled]) -> list[Settled | None]:
+        """Settle every record; `None` marks a success of the fast path (see `_run_sync`).
+
+        Every other settlement is also appended to `others`, in input order.
+        """
         if not isinstance(raw, list):
             msg = f"expected an SQS event whose 'Records' is a list, got {type(raw).__name__}"
             raise InvalidEventError(msg)
-        for index, item in enumerate(raw):
-            source = item.get("eventSource", "aws:sqs") if isinstance(item, dict) else "aws:sqs"
-            if source != "aws:sqs":
-                msg = f"expected an SQS event, but record {index} has eventSource {source!r}"
-                raise InvalidEventError(msg)
-        try:
-            return msgspec.convert(event, SQSEvent).records, []
-        except msgspec.ValidationError:
-            pass
-        records: list[SQSRecord] = []
-        unreadable: list[str] = []
-        seen: set[str] = set()
-        for index, item in enumerate(raw):
-            try:
-                records.append(msgspec.convert(item, SQSRecord))
-                seen.add(records[-1].message_id)
-            except msgspec.ValidationError as exc:
-                message_id = item.get("messageId") if isinstance(item, dict) else None
-                if isinstance(message_id, str) and message_id and message_id not in seen:
-                    seen.add(message_id)
-                    unreadable.append(message_id)
-                    self._log.error(
-                        "record %s (%s) is not a valid SQS record, reported failed: %s",
-                        index,
-                        message_id,
-                        exc,
-                        extra={"message_id": message_id, "outcome": "failed"},
-                    )
-                else:
-                    self._log.error("record %d has no usable messageId and is skipped: %s", index, exc)
-        return records, unreadable
+        if not raw:
+            return []
+        first = raw[0]
+        source = first.get("eventSource", "aws:sqs") if isinstance(first, dict) else "aws:sqs"
+        if source != "aws:sqs":
+            msg = f"expected an SQS event, but its records have eventSource {source!r}"
+            raise InvalidEventError(msg)
+        if isinstance(first, dict):
+            self._check_source(first.get("eventSourceARN"))
+        lambda_context = _lambda_context(context) if context is not None else None
+        if self._use_loop:
+            settled = self._event_loop().run_until_complete(self._run_async(raw, lambda_context))
+            others.extend(settled)
+            marks: list[Settled | None] = list(settled)
+        else:
+            marks = self._run_sync(raw, lambda_context, others)
+        if others:
+            self._apply_visibility(others)
+        return marks
 
-    def _check_sources(self, records: Sequence[SQSRecord]) -> None:
-        if not records:
+    def _convert(self, item: object) -> SQSRecord | Settled:
+        """A raw record as an `SQSRecord`, or its settlement when it is not a valid one."""
+        try:
+            return msgspec.convert(item, SQSRecord)
+        except msgspec.ValidationError as exc:
+            message_id = item.get("messageId") if isinstance(item, dict) else None
+            if isinstance(message_id, str) and message_id:
+                self._log.error(
+                    "record %s is not a valid SQS record, reported failed: %s",
+                    message_id,
+                    exc,
+                    extra={"message_id": message_id, "outcome": "failed"},
+                )
+                return Settled(
+                    result=RecordResult(
+                        record=SQSRecord(message_id=message_id), outcome=_DEFER_UNREADABLE, attempt=0
+                    ),
+                    disposition="failed",
+                )
+            self._log.error("a record has no usable messageId and cannot be reported: %s", exc)
+            return _SKIPPED
+
+    def _deferred(self, item: object, defer: Defer) -> Settled:
+        record = self._convert(item)
+        if not isinstance(record, SQSRecord):
+            return record
+        return Settled(result=RecordResult(record=record, outcome=defer, attempt=0), disposition="failed")
+
+    def _succeeded(self, item: object) -> Settled:
+        """The settlement of a fast-path success, rebuilt for a `BatchReport`."""
+        record = self._convert(item)
+        if not isinstance(record, SQSRecord):
+            return record
+        prepared = prepare_record(record, self.registry, max_body_bytes=self.max_body_bytes)
+        if isinstance(prepared, RecordResult):
+            return Settled(result=prepared, disposition="succeeded")
+        return Settled(result=prepared.result(ACK), disposition="succeeded")
+
+    def _check_source(self, arn: object) -> None:
+        if not isinstance(arn, str) or arn in self._checked_sources:
             return
+        self._checked_sources.add(arn)
         check = getattr(self.driver, "check_redrive", None)
         if check is None:
             return
-        for record in records:
-            arn = record.event_source_arn
-            if arn in self._checked_sources:
-                continue
-            self._checked_sources.add(arn)
-            longest = max((j.retry.max_attempts for j in self.registry.jobs.values()), default=1)
-            try:
-                warning = check(arn, longest)
-            except Exception as exc:  # noqa: BLE001  # a failed check must not fail the batch
-                self._log.debug("could not check the redrive policy of %s: %s", arn, exc)
-                continue
-            if warning:
-                self._log.warning("%s", warning)
+        longest = max((j.retry.max_attempts for j in self.registry.jobs.values()), default=1)
+        try:
+            warning = check(arn, longest)
+        except Exception as exc:  # noqa: BLE001  # a failed check must not fail the batch
+            self._log.debug("could not check the redrive policy of %s: %s", arn, exc)
+            return
+        if warning:
+            self._log.warning("%s", warning)
 
     def _out_of_time(self, lambda_context: LambdaContext | None) -> bool:
         if lambda_context is None:
             return False
         return lambda_context.get_remaining_time_in_millis() < self.time_margin_ms
 
-    def _run_sync(self, records: Sequence[SQSRecord], lambda_context: LambdaContext | None) -> list[Settled]:
-        blocked: set[str] = set()
-        settled: list[Settled] = []
-        log_successes = self._log.isEnabledFor(logging.DEBUG)
-        for record in records:
-            group = record.attributes.message_group_id
-            if group is not None and group in blocked:
-                item = Settled(
-                    result=RecordResult(record=record, outcome=_DEFER_GROUP, attempt=0),
-                    disposition="failed",
-                )
-            elif self._out_of_time(lambda_context):
-                item = Settled(
-                    result=RecordResult(record=record, outcome=_DEFER_TIME, attempt=0),
-                    disposition="failed",
-                )
+    def _run_sync(  # noqa: PLR0915  # one loop, inlined: it is the per-record hot path
+        self,
+        raw: list[object],
+        lambda_context: LambdaContext | None,
+        others: list[Settled],
+    ) -> list[Settled | None]:
+        """Run records one after another; non-`None` marks are appended to `others` too.
+
+        A well-formed record (string `ApproximateReceiveCount`, `JobName`
+        attribute, a body of a registered job) goes the fast path: one typed
+        decode, a lazily built context, no per-record allocation beyond that,
+        and `None` as its mark when it succeeds. Everything else, and every
+        failure, goes through `prepare_record`/`decide_retry`, the same pure
+        decisions. Hooks and DEBUG logging turn the fast path off.
+        """
+        jobs = self.registry.jobs
+        services = self.services
+        new_context = object.__new__
+        remaining = lambda_context.get_remaining_time_in_millis if lambda_context is not None else None
+        margin = self.time_margin_ms
+        max_chars = self.max_body_bytes // 4
+        fast = self._fast_path and not self._log.isEnabledFor(logging.DEBUG)
+        blocked: set[str] | None = None
+        marks: list[Settled | None] = []
+        for item in raw:
+            group = job = None
+            try:
+                attributes = item["attributes"]  # type: ignore[index]  # any shape; errors go the general way
+                group = attributes.get("MessageGroupId")
+                if fast:
+                    message_id = item["messageId"]  # type: ignore[index]
+                    body = item["body"]  # type: ignore[index]
+                    name = item["messageAttributes"]["JobName"]["stringValue"]  # type: ignore[index]
+                    attempt = _ATTEMPTS[attributes["ApproximateReceiveCount"]]
+                    if type(message_id) is str and message_id and type(body) is str:
+                        job = jobs.get(name)
+            except (KeyError, TypeError, AttributeError):
+                pass
+            mark: Settled | None
+            if group is not None and blocked is not None and type(group) is str and group in blocked:
+                mark = self._deferred(item, _DEFER_GROUP)
+            elif remaining is not None and remaining() < margin:
+                mark = self._deferred(item, _DEFER_TIME)
+            elif job is None:
+                mark = self._general_sync(item, lambda_context)
             else:
-                item = self._process_sync(record, lambda_context)
-            if group is not None and item.disposition == "failed":
-                blocked.add(group)
-            if log_successes or item.disposition != "succeeded":
-                self._log_settled(item)
-            settled.append(item)
-        return settled
+                try:
+                    envelope = job.envelope_decoder.decode(body)  # type: ignore[union-attr]  # set by define_job
+                except (msgspec.DecodeError, TypeError):
+                    envelope = None
+                if envelope is None or envelope.job_name != name or len(body) > max_chars:
+                    mark = self._general_sync(item, lambda_context)
+                else:
+                    ctx = new_context(JobContext)
+                    ctx.services = services
+                    ctx.lambda_context = lambda_context
+                    ctx._payload = envelope.payload  # the fast path builds contexts in place
+                    ctx._body = body
+                    ctx._message_id = message_id
+                    ctx._attempt = attempt
+                    ctx._sent = attributes
+                    try:
+                        returned = job.handler(envelope.payload, ctx)
+                        if returned is not None and is_awaitable(returned):
+                            self._event_loop().run_until_complete(_awaited(returned))
+                        mark = None
+                    except Exception as exc:  # noqa: BLE001  # every handler error becomes a decision
+                        mark = self._failed_fast(item, job, ctx, exc, lambda_context)
+            if mark is not None:
+                others.append(mark)
+                if mark is not _SKIPPED:
+                    if group is not None and mark.disposition == "failed" and type(group) is str:
+                        blocked = blocked or set()
+                        blocked.add(group)
+                    self._log_settled(mark)
+            marks.append(mark)
+        return marks
+
+    def _general_sync(self, item: object, lambda_context: LambdaContext | None) -> Settled:
+        record = self._convert(item)
+        if not isinstance(record, SQSRecord):
+            return record
+        return self._process_sync(record, lambda_context)
+
+    def _failed_fast(
+        self,
+        item: object,
+        job: Job[Any],
+        ctx: JobContext,
+        error: Exception,
+        lambda_context: LambdaContext | None,
+    ) -> Settled:
+        """Settle a fast-path record whose handler raised (the handler never runs again)."""
+        execution = ctx.execution
+        record = self._convert(item)
+        if not isinstance(record, SQSRecord):
+            record = SQSRecord(message_id=execution.message_id, body=str(item.get("body", "")))  # type: ignore[attr-defined]  # a dict: the fast path read it
+        decision = decide_retry(
+            error,
+            attempt=execution.attempt_number,
+            policy=job.retry,
+            jitter=self._jitter(),
+            job_name=job.name,
+        )
+        result = RecordResult(
+            record=record,
+            outcome=decision,
+            attempt=execution.attempt_number,
+            job=job,
+            execution=execution,
+            ran=True,
+        )
+        return self._settle_sync(result, lambda_context, 0.0, ctx)
 
     def _process_sync(self, record: SQSRecord, lambda_context: LambdaContext | None) -> Settled:
-        prepared = prepare_record(record, self.registry)
+        prepared = prepare_record(record, self.registry, max_body_bytes=self.max_body_bytes)
         if isinstance(prepared, RecordResult):
             if self.hooks.on_job_failed is not None and _invalid_payload(prepared):
                 ctx = self._context(prepared, lambda_context)
@@ -366,15 +516,19 @@ class Worker:
             )
         return Settled(result=result, disposition=disposition, duration=duration)
 
-    async def _run_async(
-        self, records: Sequence[SQSRecord], lambda_context: LambdaContext | None
-    ) -> list[Settled]:
+    async def _run_async(self, raw: list[object], lambda_context: LambdaContext | None) -> list[Settled]:
         import asyncio  # noqa: PLC0415  # only modules with async jobs or hooks load asyncio
 
         semaphore = asyncio.Semaphore(self.max_concurrency)
-        settled: list[Settled | None] = [None] * len(records)
+        settled: list[Settled] = [_SKIPPED] * len(raw)
+        records: dict[int, SQSRecord] = {}
         lanes: dict[str, list[int]] = {}
-        for index, record in enumerate(records):
+        for index, item in enumerate(raw):
+            record = self._convert(item)
+            if not isinstance(record, SQSRecord):
+                settled[index] = record
+                continue
+            records[index] = record
             group = record.attributes.message_group_id
             lanes.setdefault(group if group is not None else f"\0{index}", []).append(index)
 
@@ -403,10 +557,10 @@ class Worker:
                 settled[index] = item
 
         await asyncio.gather(*(run_lane(indexes) for indexes in lanes.values()))
-        return [s for s in settled if s is not None]
+        return settled
 
     async def _process_async(self, record: SQSRecord, lambda_context: LambdaContext | None) -> Settled:
-        prepared = prepare_record(record, self.registry)
+        prepared = prepare_record(record, self.registry, max_body_bytes=self.max_body_bytes)
         if isinstance(prepared, RecordResult):
             if self.hooks.on_job_failed is not None and _invalid_payload(prepared):
                 ctx = self._context(prepared, lambda_context)
@@ -513,13 +667,13 @@ class Worker:
     def _apply_visibility(self, settled: Sequence[Settled]) -> None:
         changes = [
             VisibilityChange(
-                message_id=s.result.record.message_id,
-                receipt_handle=s.result.record.receipt_handle,
-                seconds=s.result.outcome.delay,
-                source_queue=s.result.record.event_source_arn,
+                message_id=m.result.record.message_id,
+                receipt_handle=m.result.record.receipt_handle,
+                seconds=m.result.outcome.delay,
+                source_queue=m.result.record.event_source_arn,
             )
-            for s in settled
-            if isinstance(s.result.outcome, Retry) and s.result.outcome.delay is not None
+            for m in settled
+            if isinstance(m.result.outcome, Retry) and m.result.outcome.delay is not None
         ]
         if not changes:
             return
@@ -587,6 +741,8 @@ class Worker:
             "outcome": disposition,
             "duration_ms": round(item.duration * 1000, 3),
         }
+        if self.log_payloads and execution is not None:
+            fields["payload"] = _payload_text(execution.payload)
         detail = ""
         match outcome:
             case Retry(delay=delay, error=error):
@@ -673,6 +829,14 @@ _LEVELS: Final[dict[Disposition, int]] = {
     "discarded": logging.WARNING,
     "dead_lettered": logging.ERROR,
 }
+
+
+def _payload_text(payload: object) -> str:
+    try:
+        text = msgspec.json.encode(payload).decode()
+    except (msgspec.EncodeError, TypeError):
+        text = repr(payload)
+    return text if len(text) <= 2_000 else f"{text[:2_000]}..."
 
 
 def _lambda_context(context: object) -> LambdaContext | None:
@@ -778,6 +942,8 @@ def bootstrap_worker(
     time_margin: Duration = 1.0,
     jitter: Callable[[], float] = random.random,
     logger: logging.Logger | None = None,
+    max_body_bytes: int = MAX_MESSAGE_BYTES,
+    log_payloads: bool = False,
 ) -> Worker:
     """Check a module tree, start its services and return the Lambda handler.
 
@@ -795,6 +961,10 @@ def bootstrap_worker(
             (seconds or `timedelta`); it is reported failed instead.
         jitter: Draws the full-jitter factor in `[0, 1]` for backoff.
         logger: Where outcomes are logged (default `glasswork.worker`).
+        max_body_bytes: A larger message body is dead-lettered as poison
+            without being decoded (SQS's own limit is 1 MiB).
+        log_payloads: Add the payload (as JSON, cut to 2,000 characters) to
+            outcome logs. Off by default: payloads may hold personal data.
 
     Returns:
         The handler: `handler(event, context) -> dict`.
@@ -820,4 +990,6 @@ def bootstrap_worker(
         time_margin_ms=int(margin * 1000),
         jitter=jitter,
         logger=logger or _log,
+        max_body_bytes=max_body_bytes,
+        log_payloads=log_payloads,
     )

@@ -421,7 +421,7 @@ class SQLiteQueueDriver:
 
     def _prepare(self, conn: sqlite3.Connection) -> None:
         conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()
+        mode = self._switch_to_wal(conn)
         if mode is None or str(mode[0]).lower() != "wal":
             msg = f"sqlite queue {str(self.path)!r}: cannot switch to WAL mode (got {mode!r})"
             raise DriverError(msg)
@@ -444,6 +444,25 @@ class SQLiteQueueDriver:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+
+    def _switch_to_wal(self, conn: sqlite3.Connection) -> tuple[object, ...] | None:
+        """Set WAL mode, waiting out other processes doing the same to a new file.
+
+        SQLite does not apply the busy timeout to a journal-mode change, so two
+        processes opening a fresh file at once can see "database is locked"
+        here; retry with a short backoff until the busy timeout has passed.
+        """
+        deadline = time.monotonic() + self._busy_timeout
+        pause = 0.005
+        while True:
+            try:
+                row: tuple[object, ...] | None = conn.execute("PRAGMA journal_mode = WAL").fetchone()
+                return row
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() >= deadline:
+                    raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.2)
 
     def close(self) -> None:
         """Close every connection this driver opened (in this process)."""
