@@ -32,13 +32,13 @@ import msgspec
 from glasswork import (
     Backoff,
     JobContext,
+    JobRegistry,
     Module,
     PermanentJobError,
     RetryPolicy,
     TransientJobError,
     define_job,
 )
-from glasswork._jobs import JobRegistry
 from glasswork.context import LambdaContext, Services
 from glasswork.core import (
     Ack,

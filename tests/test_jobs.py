@@ -15,6 +15,7 @@ from glasswork import (
     Backoff,
     Job,
     JobContext,
+    JobRegistry,
     JobService,
     MockQueueDriver,
     Module,
@@ -23,7 +24,6 @@ from glasswork import (
     define_job,
     define_periodic_job,
 )
-from glasswork._jobs import JobRegistry
 from glasswork.errors import ConfigurationError, ServiceError
 
 

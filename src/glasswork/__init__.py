@@ -5,7 +5,7 @@ Define jobs with `define_job`, group them in a `Module`, enqueue them with
 The same handler runs locally on the embedded SQLite queue (`glasswork worker`).
 """
 
-from glasswork._jobs import Job, Module, define_job, define_periodic_job
+from glasswork._jobs import Job, JobRegistry, Module, define_job, define_periodic_job
 from glasswork.context import JobContext
 from glasswork.core import (
     Backoff,
@@ -39,6 +39,7 @@ __all__ = [
     "JobContext",
     "JobExecution",
     "JobMessage",
+    "JobRegistry",
     "JobService",
     "MockQueueDriver",
     "Module",
