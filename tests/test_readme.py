@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import re
+import sys
+import types
 from pathlib import Path
+
+import pytest
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -16,10 +20,11 @@ def test_readme_has_examples() -> None:
     assert len(python_blocks()) >= 5
 
 
-def test_readme_examples_run(capsys: object) -> None:
-    namespace: dict[str, object] = {"__name__": "readme"}
+def test_readme_examples_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    module = types.ModuleType("readme")
+    monkeypatch.setitem(sys.modules, "readme", module)  # msgspec resolves annotations through it
     for index, block in enumerate(python_blocks()):
         try:
-            exec(compile(block, f"README.md block {index}", "exec"), namespace)  # our own docs
+            exec(compile(block, f"README.md block {index}", "exec"), module.__dict__)  # our own docs
         except Exception as exc:
             raise AssertionError(f"README python block {index} failed:\n{block}") from exc

@@ -158,7 +158,7 @@ _NOT_SQS: Final = object()
 def _error_text(error: BaseException) -> str:
     text = f"{error}"
     cause = error.__cause__
-    if cause is not None:
+    if cause is not None and str(cause) not in text:
         text = f"{text} (caused by {type(cause).__name__}: {cause})"
     return text[:1000]
 
