@@ -847,3 +847,19 @@ def test_message_builds_without_sending() -> None:
     assert (message.job_name, message.payload, message.job_id) == ("count", 5, "id-1")
     assert (message.queue, message.delay_seconds, message.metadata) == ("q", 3, {"a": "b"})
     assert message.enqueued_at == NOW
+
+
+def test_a_batch_of_different_jobs_is_sent_as_prebuilt_messages_in_order() -> None:
+    service, mock = mock_service()
+    messages = [
+        service.message(count, 7),
+        service.message(send_email, Email(to="a@example.com", subject="hi")),
+        service.message(count, 8),
+    ]
+    results = service.enqueue_batch(messages)
+    assert [r.job_id for r in results] == [m.job_id for m in messages]
+    assert [(j.name, j.payload) for j in mock.jobs] == [
+        ("count", 7),
+        ("send_email", Email(to="a@example.com", subject="hi")),
+        ("count", 8),
+    ]

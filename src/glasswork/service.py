@@ -6,7 +6,7 @@ import logging
 import math
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Final, TypeVar
+from typing import Final, TypeVar, overload
 
 import msgspec
 
@@ -170,15 +170,32 @@ class JobService:
         delay = max((at - self._clock()).total_seconds(), 0.0)
         return self.enqueue(job, payload, delay=delay, metadata=metadata, queue=queue)
 
+    @overload
+    def enqueue_batch(
+        self, items: Iterable[tuple[Job[P], P]], *, metadata: Mapping[str, str] | None = None
+    ) -> list[EnqueueResult]: ...
+
+    @overload
+    def enqueue_batch(
+        self, items: Iterable[JobMessage], *, metadata: Mapping[str, str] | None = None
+    ) -> list[EnqueueResult]: ...
+
     def enqueue_batch(
         self,
-        items: Iterable[tuple[Job[P], P]],
+        items: Iterable[tuple[Job[P], P]] | Iterable[JobMessage],
         *,
         metadata: Mapping[str, str] | None = None,
     ) -> list[EnqueueResult]:
         """Enqueue many jobs, through the driver's `enqueue_batch` when it has one.
 
-        Every item is validated before anything is sent.
+        Every item is validated before anything is sent. Items are `(job,
+        payload)` pairs of one job type, or messages built with `message(job,
+        payload)`: the way to type-check a batch that mixes jobs, since each
+        `message` call checks its own pair.
+
+        Args:
+            items: The jobs to send.
+            metadata: String pairs added to each pair's message (not to prebuilt messages).
 
         Returns:
             One result per item, in order.
@@ -187,7 +204,10 @@ class JobService:
             InvalidJobPayloadError, PayloadTooLargeError: An item is invalid (nothing was sent).
             BatchEnqueueError: Some items were not sent; it lists them and the results of the rest.
         """
-        messages = [self.message(job, payload, metadata=metadata) for job, payload in items]
+        messages = [
+            item if isinstance(item, JobMessage) else self.message(item[0], item[1], metadata=metadata)
+            for item in items
+        ]
         if not messages:
             return []
         if isinstance(self.driver, BatchQueueDriver):

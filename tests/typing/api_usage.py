@@ -72,5 +72,8 @@ later: EnqueueResult = service.enqueue_in(
 )
 at: EnqueueResult = service.enqueue_at(cache, {"a": 1}, datetime(2030, 1, 1, tzinfo=UTC))
 batch: list[EnqueueResult] = service.enqueue_batch([(cache, {"a": 1}), (cache, {"b": 2})])
+mixed: list[EnqueueResult] = service.enqueue_batch(
+    [service.message(cache, {"a": 1}), service.message(receipts, Order(order_id=3, email="c@example.com"))]
+)
 names: list[str] = [job.name for job in driver.jobs]
 job_id: str = result.job_id

@@ -24,3 +24,5 @@ service.enqueue_in(orders, Order(order_id=1), "soon")  # E: a delay is seconds o
 define_job(name="bad", handler=handle, payload=str)  # E: the handler takes an Order, not a str
 Module(name="m", jobs=orders)  # E: jobs is a sequence of jobs
 message_id = service.enqueue(orders, Order(order_id=1)).message_idd  # E: no such attribute
+service.enqueue_batch([(orders, Order(order_id=1)), (orders, "two")])  # E: every payload must be an Order
+service.message(orders, {"order_id": 1})  # E: message checks its pair too
