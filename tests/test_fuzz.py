@@ -19,6 +19,7 @@ for 5,000):
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -37,10 +38,11 @@ from glasswork import (
     Module,
     PermanentJobError,
     TransientJobError,
+    WorkerHooks,
     bootstrap_worker,
     define_job,
 )
-from glasswork.core import MAX_MESSAGE_BYTES
+from glasswork.core import MAX_MESSAGE_BYTES, lambda_record
 from glasswork.errors import (
     GlassworkError,
     InvalidEventError,
@@ -48,7 +50,7 @@ from glasswork.errors import (
     PayloadTooLargeError,
     UnknownJobError,
 )
-from glasswork.testing import job_body
+from glasswork.testing import job_body, sqs_record
 from glasswork.worker import BatchReport, Worker
 
 # Each example builds at most a dozen records; a few carry a body near 1 MiB.
@@ -95,6 +97,11 @@ def _accept(payload: object, ctx: JobContext) -> None:
     return None
 
 
+async def _work_async(payload: Work, ctx: JobContext) -> None:
+    await asyncio.sleep(0)
+    _work(payload, ctx)
+
+
 WORKER_JOBS: list[Job[Any]] = [
     define_job(name="work", handler=_work, payload=Work, retry=3),
     define_job(name="once", handler=_work, payload=Work, retry=False),
@@ -118,10 +125,28 @@ LOG.setLevel(logging.DEBUG)
 LOG.addHandler(_FormatOnly())
 
 
-def _worker() -> tuple[Worker, MockQueueDriver]:
+def _hook(*args: object) -> None:
+    return None
+
+
+VARIANTS = ("plain", "hooks", "async")
+"""Worker shapes: no hooks (the lean path), every hook set, an `async def` job (the event loop path)."""
+
+
+def _worker(variant: str = "plain") -> tuple[Worker, MockQueueDriver]:
     mock = MockQueueDriver()
+    jobs = list(WORKER_JOBS)
+    if variant == "async":
+        jobs[0] = define_job(name="work", handler=_work_async, payload=Work, retry=3)
+    hooks = WorkerHooks(
+        on_job_start=_hook, on_job_complete=_hook, on_job_failed=_hook, on_job_dead_letter=_hook
+    )
     worker = bootstrap_worker(
-        module=Module(name="fuzz", jobs=WORKER_JOBS), driver=mock, jitter=lambda: 0.5, logger=LOG
+        module=Module(name="fuzz", jobs=jobs),
+        driver=mock,
+        jitter=lambda: 0.5,
+        logger=LOG,
+        hooks=hooks if variant == "hooks" else None,
     )
     return worker, mock
 
@@ -259,29 +284,54 @@ RECORD_FIELDS: dict[str, st.SearchStrategy[object]] = {
     "awsRegion": st.one_of(st.text(max_size=10), json_scalars, st.just(MISSING)),
 }
 
-id_kinds = st.sampled_from(["usable", "usable", "usable", "usable", "empty", "missing", "not_a_string"])
+id_kinds = st.sampled_from(["usable"] * 9 + ["empty", "missing", "not_a_string"])
+
+
+ATTRIBUTE_MUTATIONS: dict[str, st.SearchStrategy[object]] = {
+    "ApproximateReceiveCount": receive_counts,
+    "MessageGroupId": st.one_of(st.sampled_from(["g1", "g2", ""]), json_scalars, st.just(MISSING)),
+    "SentTimestamp": st.one_of(st.sampled_from(["", "-1", "1e3", "9" * 30]), json_scalars, st.just(MISSING)),
+}
+record_bodies = st.one_of(_job_bodies(), _job_bodies(), _job_bodies(), bodies)
+
+
+def _set(target: dict[str, object], key: str, value: object) -> None:
+    if value is MISSING:
+        target.pop(key, None)
+    else:
+        target[key] = value
 
 
 @st.composite
 def records(draw: st.DrawFn, index: int, *, huge: bool = False) -> object:
-    """One record-ish entry: mostly a dict with fuzzed fields, sometimes not a dict at all."""
-    if draw(st.integers(0, 19)) == 0:
+    """One entry of `Records`: a record as Lambda sends it with a few fields fuzzed, or junk."""
+    if draw(st.integers(0, 29)) == 0:
         return draw(json_scalars | st.lists(json_scalars, max_size=2))
-    record: dict[str, object] = {}
+    body = draw(huge_bodies) if huge else draw(record_bodies)
+    base = sqs_record(
+        body if isinstance(body, str) else "",
+        message_id="placeholder",
+        receive_count=draw(st.integers(1, 30)),
+        group_id=draw(st.none() | st.sampled_from(["g1", "g2"])),
+    )
+    record = lambda_record(base)
+    if not isinstance(body, str):
+        _set(record, "body", body)
     kind = draw(id_kinds)
     if kind == "usable":
-        record["messageId"] = f"m-{index}-" + draw(st.text(max_size=4))
-    elif kind == "empty":
-        record["messageId"] = ""
+        record["messageId"] = f"m-{index}-" + draw(st.text(max_size=3))
     elif kind == "not_a_string":
         record["messageId"] = draw(st.none() | st.integers() | st.lists(st.text(max_size=2), max_size=2))
-    for name, strategy in RECORD_FIELDS.items():
-        value = draw(strategy)
-        if value is not MISSING:
-            record[name] = value
-    if huge:
-        record["body"] = draw(huge_bodies)
-    if draw(st.booleans()):
+    else:
+        _set(record, "messageId", "" if kind == "empty" else MISSING)
+    attributes = record["attributes"]
+    assert isinstance(attributes, dict)
+    for name in draw(st.lists(st.sampled_from(sorted(ATTRIBUTE_MUTATIONS)), max_size=2, unique=True)):
+        _set(attributes, name, draw(ATTRIBUTE_MUTATIONS[name]))
+    for name in draw(st.lists(st.sampled_from(sorted(RECORD_FIELDS)), max_size=2, unique=True)):
+        if name != "body" or not huge:
+            _set(record, name, draw(RECORD_FIELDS[name]))
+    if draw(st.integers(0, 4)) == 0:
         extra = draw(st.dictionaries(st.text(max_size=6), json_scalars, max_size=2))
         record.update({k: v for k, v in extra.items() if k != "eventSource"})
     return record
@@ -289,12 +339,15 @@ def records(draw: st.DrawFn, index: int, *, huge: bool = False) -> object:
 
 @st.composite
 def sqs_batches(draw: st.DrawFn) -> dict[str, object]:
-    """An SQS-shaped event: `Records` is a list, every dict entry has eventSource aws:sqs or none."""
+    """An SQS-shaped event: `Records` is a list, every dict entry has eventSource aws:sqs or none.
+
+    About one batch in ten carries one or two bodies within 2 KiB of 1 MiB.
+    """
     size = draw(st.integers(0, 12))
-    big = (
-        draw(st.sets(st.integers(0, max(size - 1, 0)), max_size=2)) if draw(st.integers(0, 9)) == 0 else set()
-    )
-    entries = [draw(records(index, huge=index in big and size > 0)) for index in range(size)]
+    big: set[int] = set()
+    if size and draw(st.integers(0, 9)) == 0:
+        big = draw(st.sets(st.integers(0, size - 1), min_size=1, max_size=2))
+    entries = [draw(records(index, huge=index in big)) for index in range(size)]
     event: dict[str, object] = {"Records": entries}
     event.update(
         draw(st.dictionaries(st.sampled_from(["source", "detail", "jobName"]), json_values, max_size=2))
@@ -352,11 +405,16 @@ def _check_accounting(report: BatchReport, event: Mapping[str, object], driver: 
 
 
 @FUZZ
-@given(event=sqs_batches(), dlq_failures=st.integers(0, 3), copies=st.lists(st.integers(0, 11), max_size=4))
+@given(
+    event=sqs_batches(),
+    variant=st.sampled_from(VARIANTS),
+    dlq_failures=st.integers(0, 3),
+    copies=st.lists(st.integers(0, 11), max_size=4),
+)
 def test_an_sqs_batch_never_raises_and_accounts_for_every_record(
-    event: dict[str, object], dlq_failures: int, copies: list[int]
+    event: dict[str, object], variant: str, dlq_failures: int, copies: list[int]
 ) -> None:
-    worker, driver = _worker()
+    worker, driver = _worker(variant)
     driver.simulate_failure(ConnectionError("DLQ down"), times=dlq_failures)
     report = worker.process_batch(event)
     _check_accounting(report, event, driver)
@@ -364,7 +422,7 @@ def test_an_sqs_batch_never_raises_and_accounts_for_every_record(
     entries = event["Records"]
     assert isinstance(entries, list)
     repeated = {"Records": entries + [entries[i] for i in copies if i < len(entries)]}
-    response = _worker()[0](repeated, None)
+    response = _worker(variant)[0](repeated, None)
     _check_response(response, _usable_ids(repeated))
 
 
