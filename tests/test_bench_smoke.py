@@ -106,10 +106,12 @@ def test_async_runs_every_runner(bench: ModuleType) -> None:
 
 @pytest.mark.sqs
 def test_requests_are_counted_per_operation(bench: ModuleType, moto_reset: str) -> None:
-    result = bench.bench_requests(moto_reset, jobs=25, rounds=1)
+    result = bench.bench_requests(moto_reset, jobs=30, rounds=1, per_queue=10)
 
+    assert result.one_queue_requests == {"SendMessageBatch": 3}
+    assert result.per_queue == 10
     assert result.batch_requests == {"SendMessageBatch": 3}
-    assert result.single_requests == {"SendMessage": 25}
+    assert result.single_requests == {"SendMessage": 30}
     assert bench.requests_rows(result)[0].result == "PASS"
 
 
