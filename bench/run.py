@@ -23,7 +23,8 @@ Prints one markdown table of ratios, each row with its target and PASS/FAIL:
    invocation, and one 1,000-record batch within Lambda's default 128 MB.
 
 Run: `python bench/run.py [--quick] [--only overhead,coldstart,async,requests,memory]
-[--no-valgrind] [--strict]`. Needs the `bench` extra (aws-lambda-powertools) and
+[--no-valgrind] [--keep-callgrind DIR] [--strict]`; `callgrind_annotate DIR/callgrind.glasswork.*`
+then shows where the per-record instructions go. Needs the `bench` extra (aws-lambda-powertools) and
 `moto[server]`; uses the moto server at `GLASSWORK_TEST_SQS_ENDPOINT` (as
 `make bench` starts it) or starts one in-process. This is a benchmark, not a test.
 """
@@ -363,7 +364,7 @@ def _callgrind_total(
 
 
 def count_instructions(
-    modes: Sequence[LoggingMode], *, base: int, extra: int, workers: int
+    modes: Sequence[LoggingMode], *, base: int, extra: int, workers: int, keep: Path | None = None
 ) -> tuple[dict[LoggingMode, dict[str, float]], str]:
     """Instructions per record, by logging mode and variant, from callgrind runs in parallel.
 
@@ -374,11 +375,19 @@ def count_instructions(
     compilation and warm-up do not add noise; if the interpreter has no symbol
     for that function, whole processes are counted instead.
 
+    Args:
+        modes: The logging modes to count.
+        base: Invocations of the shorter run.
+        extra: Additional invocations of the longer run.
+        workers: callgrind processes at once.
+        keep: A directory to keep the callgrind files in (for `callgrind_annotate`).
+
     Returns:
         The counts, and how they were collected.
     """
     with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(max_workers=max(workers, 1)) as pool:
-        directory = Path(tmp)
+        directory = Path(tmp) if keep is None else keep
+        directory.mkdir(parents=True, exist_ok=True)
         whole = _callgrind_total("floor", modes[0], 1, directory) == 0
         how = "whole process" if whole else f"measured loop only (--toggle-collect={CALLGRIND_TOGGLE})"
         if whole:
@@ -1177,7 +1186,9 @@ def _progress(text: str) -> None:
     print(f"[bench] {text}", file=sys.stderr, flush=True)
 
 
-def run(sections: Sequence[str], sizes: Sizes, *, use_valgrind: bool) -> tuple[list[Row], list[str]]:
+def run(
+    sections: Sequence[str], sizes: Sizes, *, use_valgrind: bool, keep_callgrind: Path | None = None
+) -> tuple[list[Row], list[str]]:
     """Run the chosen sections; returns the table's rows and notes."""
     rows: list[Row] = []
     notes: list[str] = []
@@ -1194,6 +1205,7 @@ def run(sections: Sequence[str], sizes: Sizes, *, use_valgrind: bool) -> tuple[l
                 base=sizes.callgrind_base,
                 extra=sizes.callgrind_extra,
                 workers=os.cpu_count() or 1,
+                keep=keep_callgrind,
             )
             results = [msgspec.structs.replace(r, instructions=counts[r.mode]) for r in results]
             notes.append(
@@ -1246,6 +1258,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated subset of {SECTIONS}")
     parser.add_argument("--no-valgrind", action="store_true", help="skip the instruction counts")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target fails")
+    parser.add_argument(
+        "--keep-callgrind", type=Path, metavar="DIR", help="keep the callgrind files (callgrind_annotate)"
+    )
     args = parser.parse_args(args_list)
     sections = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = sorted(set(sections) - set(SECTIONS))
@@ -1254,7 +1269,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     valgrind = valgrind_path()
     use_valgrind = valgrind is not None and not args.quick and not args.no_valgrind
     started = time.perf_counter()
-    rows, notes = run(sections, QUICK if args.quick else FULL, use_valgrind=use_valgrind)
+    rows, notes = run(
+        sections, QUICK if args.quick else FULL, use_valgrind=use_valgrind, keep_callgrind=args.keep_callgrind
+    )
     if valgrind is None:
         notes.append("valgrind not found: no instruction counts.")
     elif not use_valgrind:
