@@ -44,6 +44,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_MAX_ATTEMPTS",
+    "ENVELOPE_DECODER",
+    "JSON_DECODER",
     "MAX_DELAY_SECONDS",
     "MAX_MESSAGE_BYTES",
     "NO_METADATA",
@@ -218,8 +220,10 @@ class TypedEnvelope(msgspec.Struct, Generic[P], frozen=True, kw_only=True, renam
 
 
 _encoder: Final = msgspec.json.Encoder()
-_envelope_decoder: Final = msgspec.json.Decoder(JobEnvelope)
-_any_decoder: Final = msgspec.json.Decoder()
+ENVELOPE_DECODER: Final = msgspec.json.Decoder(JobEnvelope)
+"""Decodes a body to a `JobEnvelope` (payload left raw)."""
+JSON_DECODER: Final = msgspec.json.Decoder()
+"""Decodes any JSON to builtins (the payload of an untyped job)."""
 
 
 def format_timestamp(at: datetime) -> str:
@@ -291,7 +295,7 @@ def decode_message(body: str | bytes) -> JobEnvelope:
         MalformedMessageError: The body is not JSON or not a job message.
     """
     try:
-        return _envelope_decoder.decode(body)
+        return ENVELOPE_DECODER.decode(body)
     except msgspec.DecodeError as exc:
         msg = f"not a glasswork job message: {exc}"
         raise MalformedMessageError(msg) from exc
@@ -685,7 +689,7 @@ def _poison(record: SQSRecord, registry: JobRegistry, attempt: int, error: Excep
     failure.__cause__ = error
     outcome = DeadLetter(reason="poison_message", error=failure)
     try:
-        loose = _any_decoder.decode(record.body)
+        loose = JSON_DECODER.decode(record.body)
     except msgspec.DecodeError:
         return RecordResult(record=record, outcome=outcome, attempt=attempt)
     name = loose.get("jobName") if isinstance(loose, dict) else None
@@ -732,7 +736,7 @@ def prepare_record(
             record=record, outcome=DeadLetter(reason="poison_message", error=too_big), attempt=attempt
         )
     try:
-        envelope = _envelope_decoder.decode(record.body)
+        envelope = ENVELOPE_DECODER.decode(record.body)
     except msgspec.DecodeError as exc:
         return _poison(record, registry, attempt, exc)
     job = registry.jobs.get(envelope.job_name)
@@ -746,7 +750,7 @@ def prepare_record(
         return RecordResult(record=record, outcome=outcome, attempt=attempt)
     decoder = job.decoder
     try:
-        payload = (decoder or _any_decoder).decode(envelope.payload)
+        payload = (decoder or JSON_DECODER).decode(envelope.payload)
     except msgspec.DecodeError as exc:
         invalid = InvalidJobPayloadError(f"job {job.name!r}: invalid payload: {exc}", job_name=job.name)
         invalid.__cause__ = exc

@@ -30,6 +30,8 @@ from glasswork._runtime import is_async_callable, is_awaitable, new_id, thread_l
 from glasswork.context import JobContext, LambdaContext, Services
 from glasswork.core import (
     ACK,
+    ENVELOPE_DECODER,
+    JSON_DECODER,
     MAX_MESSAGE_BYTES,
     Ack,
     DeadLetter,
@@ -153,6 +155,7 @@ _SKIPPED: Final = Settled(
 _ATTEMPTS: Final = {str(n): n for n in range(1, 1001)}
 """`ApproximateReceiveCount` strings the fast path reads without parsing; others take the general path."""
 _NOT_SQS: Final = object()
+_MISSING: Final = object()
 
 
 def _error_text(error: BaseException) -> str:
@@ -349,10 +352,10 @@ class Worker:
     ) -> list[Settled | None]:
         """Run records one after another; non-`None` marks are appended to `others` too.
 
-        A well-formed record (string `ApproximateReceiveCount`, `JobName`
-        attribute, a body of a registered job) goes the fast path: one typed
-        decode, a lazily built context, no per-record allocation beyond that,
-        and `None` as its mark when it succeeds. Everything else, and every
+        A well-formed record (a string `ApproximateReceiveCount`, the body of a
+        registered job) goes the fast path: one typed decode when the record
+        carries the `JobName` attribute (two without it), a lazily built
+        context, and `None` as its mark when it succeeds. Everything else, and every
         failure, goes through `prepare_record`/`decide_retry`, the same pure
         decisions. Hooks and DEBUG logging turn the fast path off.
         """
@@ -366,44 +369,66 @@ class Worker:
         blocked: set[str] | None = None
         marks: list[Settled | None] = []
         for item in raw:
-            group = job = None
+            group = None
+            eligible = False
             try:
                 attributes = item["attributes"]  # type: ignore[index]  # any shape; errors go the general way
                 group = attributes.get("MessageGroupId")
                 if fast:
                     message_id = item["messageId"]  # type: ignore[index]
                     body = item["body"]  # type: ignore[index]
-                    name = item["messageAttributes"]["JobName"]["stringValue"]  # type: ignore[index]
                     attempt = _ATTEMPTS[attributes["ApproximateReceiveCount"]]
-                    if type(message_id) is str and message_id and type(body) is str:
-                        job = jobs.get(name)
+                    eligible = (
+                        type(message_id) is str
+                        and message_id != ""
+                        and type(body) is str
+                        and len(body) <= max_chars
+                    )
+                    name = None
+                    message_attributes = item.get("messageAttributes")  # type: ignore[attr-defined]
+                    if message_attributes:
+                        job_name_attribute = message_attributes.get("JobName")
+                        if job_name_attribute:
+                            name = job_name_attribute.get("stringValue")
             except (KeyError, TypeError, AttributeError):
-                pass
+                eligible = False
             mark: Settled | None
             if group is not None and blocked is not None and type(group) is str and group in blocked:
                 mark = self._deferred(item, _DEFER_GROUP)
             elif remaining is not None and remaining() < margin:
                 mark = self._deferred(item, _DEFER_TIME)
-            elif job is None:
+            elif not eligible:
                 mark = self._general_sync(item, lambda_context)
             else:
+                job = None
+                payload: object = _MISSING
                 try:
-                    envelope = job.envelope_decoder.decode(body)  # type: ignore[union-attr]  # set by define_job
+                    if name is not None:
+                        job = jobs.get(name)
+                        if job is not None:
+                            envelope = job.envelope_decoder.decode(body)  # type: ignore[union-attr]  # set by define_job
+                            if envelope.job_name == name:
+                                payload = envelope.payload
+                    else:
+                        loose = ENVELOPE_DECODER.decode(body)
+                        job = jobs.get(loose.job_name)
+                        if job is not None:
+                            payload = (job.decoder or JSON_DECODER).decode(loose.payload)
                 except (msgspec.DecodeError, TypeError):
-                    envelope = None
-                if envelope is None or envelope.job_name != name or len(body) > max_chars:
+                    payload = _MISSING
+                if payload is _MISSING or job is None:
                     mark = self._general_sync(item, lambda_context)
                 else:
                     ctx = new_context(JobContext)
                     ctx.services = services
                     ctx.lambda_context = lambda_context
-                    ctx._payload = envelope.payload  # the fast path builds contexts in place
+                    ctx._payload = payload  # the fast path builds contexts in place
                     ctx._body = body
                     ctx._message_id = message_id
                     ctx._attempt = attempt
                     ctx._sent = attributes
                     try:
-                        returned = job.handler(envelope.payload, ctx)
+                        returned = job.handler(payload, ctx)
                         if returned is not None and is_awaitable(returned):
                             self._event_loop().run_until_complete(_awaited(returned))
                         mark = None
