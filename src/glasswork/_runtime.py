@@ -7,6 +7,7 @@ for them only when a module has async jobs or a job id is made.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import threading
 from collections.abc import Awaitable
@@ -56,4 +57,5 @@ def thread_loop() -> asyncio.AbstractEventLoop:
     if loop is None or loop.is_closed():
         loop = asyncio.new_event_loop()
         _loops.loop = loop
+        atexit.register(loop.close)
     return loop
