@@ -40,6 +40,7 @@ test: lint typecheck typing
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	bash scripts/with-services.sh $(BIN)/python bench/run.py
+	$(BIN)/python bench/bench_local.py
 
 clean:
 	rm -rf $(VENV) .venv-typing dist .mypy_cache .ruff_cache .pytest_cache .hypothesis
