@@ -782,8 +782,10 @@ class Worker:
             case Defer(reason=reason):
                 fields["reason"] = reason
                 detail = f" ({reason})"
+            case Ack():
+                detail = ""
             case _:
-                pass
+                assert_never(outcome)
         if disposition == "failed" and isinstance(outcome, DeadLetter):
             detail += " [dead-letter send failed]"
         name = fields["job_name"] or "?"
