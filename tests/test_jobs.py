@@ -464,6 +464,7 @@ def test_conflicting_service_names_are_an_error() -> None:
         bootstrap_worker(module=root, driver=MockQueueDriver())
 
     assert "'db'" in str(caught.value)
+    assert "'first'" in str(caught.value)
     assert "'second'" in str(caught.value)
 
 

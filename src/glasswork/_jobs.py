@@ -261,6 +261,7 @@ class JobRegistry:
         jobs: dict[str, Job[Any]] = {}
         owner: dict[str, str] = {}
         factories: dict[str, Callable[[], object]] = {}
+        service_owner: dict[str, str] = {}
         for mod in module.walk():
             for job in mod.jobs:
                 if not isinstance(job, Job):
@@ -280,9 +281,13 @@ class JobRegistry:
                     msg = f"module {mod.name!r}: service {service!r} must be a zero-argument factory"
                     raise ConfigurationError(msg)
                 if service in factories and factories[service] is not factory:
-                    msg = f"service {service!r} is defined twice, again in module {mod.name!r}"
+                    msg = (
+                        f"service {service!r} is defined twice: in module {service_owner[service]!r} "
+                        f"and in module {mod.name!r}"
+                    )
                     raise ConfigurationError(msg)
                 factories[service] = factory
+                service_owner.setdefault(service, mod.name)
         self.module = module
         self.jobs = jobs
         self.service_factories = factories

@@ -95,7 +95,11 @@ P = TypeVar("P")
 
 DEFAULT_MAX_ATTEMPTS: Final = 25
 MAX_DELAY_SECONDS: Final = 43_200
-"""SQS's visibility timeout ceiling (12 hours); no backoff goes past it."""
+"""SQS's visibility timeout ceiling (12 hours); no backoff goes past it.
+
+SQS counts those 12 hours from the receive, so the SQS driver clamps a
+`ChangeMessageVisibility` a little lower (`glasswork.drivers.sqs.MAX_BACKOFF_SECONDS`).
+"""
 MAX_MESSAGE_BYTES: Final = 1_048_576
 """SQS's message size limit (1 MiB)."""
 
