@@ -21,7 +21,7 @@ from glasswork import (
     bootstrap_worker,
     define_job,
 )
-from glasswork.core import SQSRecord
+from glasswork.core import JobMessage, SQSRecord
 from glasswork.drivers.base import (
     ATTR_JOB_NAME,
     BatchQueueDriver,
@@ -658,3 +658,17 @@ def test_counts_and_dead_letter_admin() -> None:
     assert mock.counts().visible == 1
     [record] = mock.receive()
     assert record.message_id == sent.message_id
+
+
+def test_fifo_duplicate_within_five_minutes_is_not_queued_again() -> None:
+    now = [1_000.0]
+    mock = MockQueueDriver(clock=lambda: now[0])
+    first = mock.enqueue(JobMessage(job_name="j", payload=1, job_id="same", queue="q.fifo"))
+    again = mock.enqueue(JobMessage(job_name="j", payload=1, job_id="same", queue="q.fifo"))
+    assert again.message_id == first.message_id
+    assert mock.counts("q.fifo").visible == 1
+    assert len(mock.jobs) == 2  # both calls are recorded
+    now[0] += 301
+    later = mock.enqueue(JobMessage(job_name="j", payload=1, job_id="same", queue="q.fifo"))
+    assert later.message_id != first.message_id
+    assert mock.counts("q.fifo").visible == 2

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 __all__ = ["ANY_PAYLOAD", "MockDeadLetter", "MockJob", "MockQueueDriver"]
 
 _DEFAULT_QUEUE: Final = "default"
+_DEDUP_WINDOW: Final = 300.0
 
 
 class MockJob(msgspec.Struct, frozen=True, kw_only=True):
@@ -122,6 +123,7 @@ class MockQueueDriver:
         self._queues: dict[str, list[_Stored]] = {}
         self._failures: list[BaseException] = []
         self._receipts = itertools.count(1)
+        self._sent_dedup: dict[tuple[str, str], tuple[str, float]] = {}
 
     # --- test controls --------------------------------------------------------
 
@@ -136,6 +138,7 @@ class MockQueueDriver:
         self.visibility_changes.clear()
         self._queues.clear()
         self._failures.clear()
+        self._sent_dedup.clear()
 
     def _maybe_fail(self) -> None:
         if self._failures:
@@ -147,8 +150,17 @@ class MockQueueDriver:
         """Record a job and queue it."""
         self._maybe_fail()
         queue = message.queue or _DEFAULT_QUEUE
-        message_id = new_id()
         now = self._clock()
+        fifo = queue.endswith(".fifo")
+        key = (queue, message.deduplication_id)
+        sent = self._sent_dedup.get(key) if fifo else None
+        if sent is not None and now - sent[1] < _DEDUP_WINDOW:
+            # SQS accepts a FIFO duplicate within 5 minutes and returns the first message's id.
+            self.jobs.append(self._recorded(message, queue, sent[0]))
+            return EnqueueResult(message_id=sent[0], job_id=message.job_id)
+        message_id = new_id()
+        if fifo:
+            self._sent_dedup[key] = (message_id, now)
         self._queues.setdefault(queue, []).append(
             _Stored(
                 message_id=message_id,
@@ -161,19 +173,21 @@ class MockQueueDriver:
                 dedup_id=message.deduplication_id if queue.endswith(".fifo") else None,
             )
         )
-        self.jobs.append(
-            MockJob(
-                name=message.job_name,
-                payload=message.payload,
-                queue=queue,
-                job_id=message.job_id,
-                message_id=message_id,
-                delay_seconds=message.delay_seconds,
-                metadata=message.metadata,
-                message=message,
-            )
-        )
+        self.jobs.append(self._recorded(message, queue, message_id))
         return EnqueueResult(message_id=message_id, job_id=message.job_id)
+
+    @staticmethod
+    def _recorded(message: JobMessage, queue: str, message_id: str) -> MockJob:
+        return MockJob(
+            name=message.job_name,
+            payload=message.payload,
+            queue=queue,
+            job_id=message.job_id,
+            message_id=message_id,
+            delay_seconds=message.delay_seconds,
+            metadata=message.metadata,
+            message=message,
+        )
 
     def enqueue_batch(self, messages: Sequence[JobMessage]) -> list[EnqueueResult]:
         """Record several jobs (one simulated failure fails the whole call)."""
