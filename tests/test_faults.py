@@ -46,7 +46,7 @@ from glasswork.drivers.base import BatchQueueDriver, ConsumingDriver, QueueAdmin
 from glasswork.drivers.sqlite import SQLiteQueueDriver
 from glasswork.drivers.sqs import SQSQueueDriver
 from glasswork.errors import BatchEnqueueError, DriverError, ThrottledError, UnknownJobError
-from glasswork.local import BatchReport, Poller
+from glasswork.local import Poller, PollReport
 from glasswork.testing import FakeLambdaContext, job_body, sqs_event, sqs_record
 from tests.faults import Call, FaultyDriver
 
@@ -436,7 +436,7 @@ def test_jobs_over_the_time_budget_wait_for_the_next_invocation(
     job = define_job(name="slow", handler=slow_async if asynchronous else slow, payload=Task)
     worker = bootstrap_worker(module=Module(name="budget", jobs=[job]), driver=sqlite, time_margin=1.0)
     JobService(sqlite).enqueue_batch([(job, Task(n=n)) for n in range(20)])
-    reports: list[BatchReport] = []
+    reports: list[PollReport] = []
 
     _poller(worker, sqlite, clock, function_timeout=10, visibility_timeout=10).run(
         burst=True, on_batch=reports.append

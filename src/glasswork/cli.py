@@ -42,8 +42,8 @@ from urllib.parse import urlsplit
 if TYPE_CHECKING:
     from glasswork._jobs import Module
     from glasswork.drivers.base import QueueAdmin, QueueDriver
-    from glasswork.local import BatchReport
-    from glasswork.worker import BatchReport as WorkerBatchReport
+    from glasswork.local import PollReport
+    from glasswork.worker import BatchReport
 
 __all__ = ["main"]
 
@@ -450,11 +450,11 @@ class _Tally:
         self.discarded = 0
         self.batch_errors = 0
 
-    def add_worker_report(self, report: WorkerBatchReport) -> None:
+    def add_worker_report(self, report: BatchReport) -> None:
         self.dead += len(report.ids("dead_lettered"))
         self.discarded += len(report.ids("discarded"))
 
-    def add_batch(self, report: BatchReport) -> None:
+    def add_batch(self, report: PollReport) -> None:
         self.processed += len(report.deleted)
         self.retried += len(report.failed)
         self.batch_errors += report.whole_batch_failed
@@ -590,7 +590,7 @@ def _worker(args: argparse.Namespace) -> int:
         status = _StatusLine(sys.stderr, tally, f"glasswork worker [{queue}] ")
     restore_logging = _configure_logging(status)
 
-    def on_batch(report: BatchReport) -> None:
+    def on_batch(report: PollReport) -> None:
         tally.add_batch(report)
         if status is not None:
             status.draw()

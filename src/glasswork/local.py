@@ -37,9 +37,9 @@ from glasswork.drivers.base import ConsumingDriver, QueueCounts
 from glasswork.errors import DriverError, QueueNotFoundError
 
 __all__ = [
-    "BatchReport",
     "LambdaHandler",
     "LocalLambdaContext",
+    "PollReport",
     "Poller",
     "RunReport",
     "batch_item_failures",
@@ -127,7 +127,7 @@ LambdaHandler: TypeAlias = Callable[[dict[str, object], LocalLambdaContext], obj
 """A Lambda handler: `handler(event, context)`, such as `bootstrap_worker`'s."""
 
 
-class BatchReport(msgspec.Struct, frozen=True, kw_only=True):
+class PollReport(msgspec.Struct, frozen=True, kw_only=True):
     """What became of one received batch.
 
     Attributes:
@@ -180,7 +180,7 @@ class _Totals:
     def __init__(self) -> None:
         self.batches = self.received = self.deleted = self.failed = self.batch_errors = 0
 
-    def add(self, report: BatchReport) -> None:
+    def add(self, report: PollReport) -> None:
         self.batches += 1
         self.received += report.received
         self.deleted += len(report.deleted)
@@ -320,8 +320,8 @@ class Poller:
             memory_limit_in_mb=self.memory_limit_in_mb,
         )
 
-    def poll_once(self, *, wait_seconds: float = 0.0) -> BatchReport:
-        """Receive one batch and deliver it; `BatchReport(received=0)` when none came.
+    def poll_once(self, *, wait_seconds: float = 0.0) -> PollReport:
+        """Receive one batch and deliver it; `PollReport(received=0)` when none came.
 
         Raises:
             DriverError: The receive or the delete failed (records not deleted
@@ -334,10 +334,10 @@ class Poller:
             wait_seconds=wait_seconds,
         )
         if not records:
-            return BatchReport(received=0)
+            return PollReport(received=0)
         return self.deliver(records)
 
-    def deliver(self, records: Sequence[SQSRecord]) -> BatchReport:
+    def deliver(self, records: Sequence[SQSRecord]) -> PollReport:
         """Invoke the handler with received records and apply its answer.
 
         Returns:
@@ -377,7 +377,7 @@ class Poller:
         done = [record for record in records if record.message_id not in failed]
         if done:
             self.driver.delete(done)
-        return BatchReport(
+        return PollReport(
             received=len(records),
             deleted=tuple(record.message_id for record in done),
             failed=tuple(message_id for message_id in ids if message_id in failed),
@@ -392,7 +392,7 @@ class Poller:
         *,
         burst: bool = False,
         stop_event: threading.Event | None = None,
-        on_batch: Callable[[BatchReport], object] | None = None,
+        on_batch: Callable[[PollReport], object] | None = None,
     ) -> RunReport:
         """Poll until stopped; with `burst`, until the queue has nothing left to run.
 
