@@ -200,7 +200,6 @@ class Worker:
         self.max_body_bytes = max_body_bytes
         self.log_payloads = log_payloads
         self._use_loop = hooks.any_async() or any(j.is_async for j in registry.jobs.values())
-        self._fast_path = hooks == WorkerHooks()
         self._checked_sources: set[str] = set()
 
     # --- entry point ----------------------------------------------------------
@@ -357,7 +356,8 @@ class Worker:
         carries the `JobName` attribute (two without it), a lazily built
         context, and `None` as its mark when it succeeds. Everything else, and every
         failure, goes through `prepare_record`/`decide_retry`, the same pure
-        decisions. Hooks and DEBUG logging turn the fast path off.
+        decisions. DEBUG logging (which logs every success with its duration)
+        turns the fast path off.
         """
         jobs = self.registry.jobs
         services = self.services
@@ -365,7 +365,9 @@ class Worker:
         remaining = lambda_context.get_remaining_time_in_millis if lambda_context is not None else None
         margin = self.time_margin_ms
         max_chars = self.max_body_bytes // 4
-        fast = self._fast_path and not self._log.isEnabledFor(logging.DEBUG)
+        fast = not self._log.isEnabledFor(logging.DEBUG)
+        on_start = self.hooks.on_job_start
+        on_complete = self.hooks.on_job_complete
         blocked: set[str] | None = None
         marks: list[Settled | None] = []
         for item in raw:
@@ -427,6 +429,8 @@ class Worker:
                     ctx._message_id = message_id
                     ctx._attempt = attempt
                     ctx._sent = attributes
+                    if on_start is not None:
+                        self._call_sync(on_start, ctx.execution, ctx)
                     try:
                         returned = job.handler(payload, ctx)
                         if returned is not None and is_awaitable(returned):
@@ -434,6 +438,9 @@ class Worker:
                         mark = None
                     except Exception as exc:  # noqa: BLE001  # every handler error becomes a decision
                         mark = self._failed_fast(item, job, ctx, exc, lambda_context)
+                    else:
+                        if on_complete is not None:
+                            self._call_sync(on_complete, ctx.execution, ctx)
             if mark is not None:
                 others.append(mark)
                 if mark is not _SKIPPED:
@@ -460,6 +467,8 @@ class Worker:
     ) -> Settled:
         """Settle a fast-path record whose handler raised (the handler never runs again)."""
         execution = ctx.execution
+        if self.hooks.on_job_failed is not None:
+            self._call_sync(self.hooks.on_job_failed, execution, ctx, error)
         record = self._convert(item)
         if not isinstance(record, SQSRecord):
             record = SQSRecord(message_id=execution.message_id, body=str(item.get("body", "")))  # type: ignore[attr-defined]  # a dict: the fast path read it
