@@ -16,9 +16,9 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias, assert_never, cast
+from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple, TypeAlias, assert_never, cast
 
 import msgspec
 
@@ -143,6 +143,16 @@ class BatchReport(msgspec.Struct, frozen=True, kw_only=True):
         """Message ids that ended with `disposition`."""
         return [s.message_id for s in self.settled if s.disposition == disposition]
 
+
+class _Call(NamedTuple):
+    """A call the general path asks its driver to make: a hook, or the job's handler."""
+
+    fn: Callable[..., object]
+    args: tuple[object, ...]
+    hook: bool = True
+
+
+_Steps: TypeAlias = Generator[_Call, Exception | None, "Settled"]
 
 _DEFER_GROUP: Final = Defer(reason="fifo_group_blocked")
 _DEFER_TIME: Final = Defer(reason="time_budget")
@@ -487,32 +497,33 @@ class Worker:
             execution=execution,
             ran=True,
         )
-        return self._settle_sync(result, lambda_context, 0.0, ctx)
+        return self._drive_sync(self._settle(result, lambda_context, 0.0, ctx))
 
-    def _process_sync(self, record: SQSRecord, lambda_context: LambdaContext | None) -> Settled:
+    def _steps(self, record: SQSRecord, lambda_context: LambdaContext | None) -> _Steps:
+        """One record through the general path, as the calls to make (hooks, the handler).
+
+        The sync and async drivers (`_drive_sync`, `_drive_async`) perform each
+        call and send back the handler's error, if any; hooks' errors are
+        logged by the drivers and never sent back.
+        """
         prepared = prepare_record(record, self.registry, max_body_bytes=self.max_body_bytes)
         if isinstance(prepared, RecordResult):
+            ctx = None
             if self.hooks.on_job_failed is not None and _invalid_payload(prepared):
                 ctx = self._context(prepared, lambda_context)
-                self._call_sync(
-                    self.hooks.on_job_failed, prepared.execution, ctx, _error_of(prepared.outcome)
-                )
-                return self._settle_sync(prepared, lambda_context, 0.0, ctx)
-            return self._settle_sync(prepared, lambda_context, 0.0)
+                yield _Call(self.hooks.on_job_failed, (prepared.execution, ctx, _error_of(prepared.outcome)))
+            return (yield from self._settle(prepared, lambda_context, 0.0, ctx))
         ctx = self._context(prepared, lambda_context)
         execution = prepared.execution
         if self.hooks.on_job_start is not None:
-            self._call_sync(self.hooks.on_job_start, execution, ctx)
+            yield _Call(self.hooks.on_job_start, (execution, ctx))
         started = time.perf_counter()
-        try:
-            returned = prepared.job.handler(execution.payload, ctx)
-            if is_awaitable(returned):
-                self._event_loop().run_until_complete(_awaited(returned))
-        except Exception as exc:  # noqa: BLE001  # every handler error becomes a decision
-            duration = time.perf_counter() - started
+        error = yield _Call(prepared.job.handler, (execution.payload, ctx), hook=False)
+        duration = time.perf_counter() - started
+        if error is not None:
             result = prepared.result(
                 decide_retry(
-                    exc,
+                    error,
                     attempt=prepared.attempt,
                     policy=prepared.job.retry,
                     jitter=self._jitter(),
@@ -520,20 +531,20 @@ class Worker:
                 )
             )
             if self.hooks.on_job_failed is not None:
-                self._call_sync(self.hooks.on_job_failed, execution, ctx, exc)
-            return self._settle_sync(result, lambda_context, duration, ctx)
-        duration = time.perf_counter() - started
+                yield _Call(self.hooks.on_job_failed, (execution, ctx, error))
+            return (yield from self._settle(result, lambda_context, duration, ctx))
         if self.hooks.on_job_complete is not None:
-            self._call_sync(self.hooks.on_job_complete, execution, ctx)
+            yield _Call(self.hooks.on_job_complete, (execution, ctx))
         return Settled(result=prepared.result(ACK), disposition="succeeded", duration=duration)
 
-    def _settle_sync(
+    def _settle(
         self,
         result: RecordResult,
         lambda_context: LambdaContext | None,
         duration: float,
         ctx: JobContext | None = None,
-    ) -> Settled:
+    ) -> _Steps:
+        """Perform a failed record's outcome; the dead-letter hook follows a DLQ send that worked."""
         outcome = result.outcome
         disposition = self._disposition(result)
         if (
@@ -542,13 +553,58 @@ class Worker:
             and result.execution is not None
             and self.hooks.on_job_dead_letter is not None
         ):
-            self._call_sync(
-                self.hooks.on_job_dead_letter,
-                result.execution,
-                ctx or self._context(result, lambda_context),
-                outcome.error,
-            )
+            hook_ctx = ctx or self._context(result, lambda_context)
+            yield _Call(self.hooks.on_job_dead_letter, (result.execution, hook_ctx, outcome.error))
         return Settled(result=result, disposition=disposition, duration=duration)
+
+    def _process_sync(self, record: SQSRecord, lambda_context: LambdaContext | None) -> Settled:
+        return self._drive_sync(self._steps(record, lambda_context))
+
+    def _drive_sync(self, steps: _Steps) -> Settled:
+        try:
+            call = next(steps)
+            while True:
+                call = steps.send(self._perform_sync(call))
+        except StopIteration as done:
+            settled: Settled = done.value
+            return settled
+
+    async def _drive_async(self, steps: _Steps) -> Settled:
+        try:
+            call = next(steps)
+            while True:
+                call = steps.send(await self._perform_async(call))
+        except StopIteration as done:
+            settled: Settled = done.value
+            return settled
+
+    def _perform_sync(self, call: _Call) -> Exception | None:
+        try:
+            returned = call.fn(*call.args)
+            if is_awaitable(returned):
+                self._event_loop().run_until_complete(_awaited(returned))
+        except Exception as exc:  # noqa: BLE001  # a handler's error is data; a hook's is logged
+            return self._call_failed(call, exc)
+        return None
+
+    async def _perform_async(self, call: _Call) -> Exception | None:
+        try:
+            returned = call.fn(*call.args)
+            if is_awaitable(returned):
+                await returned
+        except Exception as exc:  # noqa: BLE001  # a handler's error is data; a hook's is logged
+            return self._call_failed(call, exc)
+        return None
+
+    def _call_failed(self, call: _Call, error: Exception) -> Exception | None:
+        if not call.hook:
+            return error
+        self._log.error(
+            "hook %s raised; the outcome is unchanged",
+            getattr(call.fn, "__name__", call.fn),
+            exc_info=(type(error), error, error.__traceback__),
+        )
+        return None
 
     async def _run_async(self, raw: list[object], lambda_context: LambdaContext | None) -> list[Settled]:
         import asyncio  # noqa: PLC0415  # only modules with async jobs or hooks load asyncio
@@ -594,61 +650,7 @@ class Worker:
         return settled
 
     async def _process_async(self, record: SQSRecord, lambda_context: LambdaContext | None) -> Settled:
-        prepared = prepare_record(record, self.registry, max_body_bytes=self.max_body_bytes)
-        if isinstance(prepared, RecordResult):
-            if self.hooks.on_job_failed is not None and _invalid_payload(prepared):
-                ctx = self._context(prepared, lambda_context)
-                await self._hook_async(
-                    self.hooks.on_job_failed, prepared.execution, ctx, _error_of(prepared.outcome)
-                )
-                return await self._settle_async(prepared, lambda_context, 0.0, ctx)
-            return await self._settle_async(prepared, lambda_context, 0.0)
-        ctx = self._context(prepared, lambda_context)
-        execution = prepared.execution
-        await self._hook_async(self.hooks.on_job_start, execution, ctx)
-        started = time.perf_counter()
-        try:
-            returned = prepared.job.handler(execution.payload, ctx)
-            if is_awaitable(returned):
-                await returned
-        except Exception as exc:  # noqa: BLE001  # every handler error becomes a decision
-            duration = time.perf_counter() - started
-            result = prepared.result(
-                decide_retry(
-                    exc,
-                    attempt=prepared.attempt,
-                    policy=prepared.job.retry,
-                    jitter=self._jitter(),
-                    job_name=prepared.job.name,
-                )
-            )
-            await self._hook_async(self.hooks.on_job_failed, execution, ctx, exc)
-            return await self._settle_async(result, lambda_context, duration, ctx)
-        duration = time.perf_counter() - started
-        await self._hook_async(self.hooks.on_job_complete, execution, ctx)
-        return Settled(result=prepared.result(ACK), disposition="succeeded", duration=duration)
-
-    async def _settle_async(
-        self,
-        result: RecordResult,
-        lambda_context: LambdaContext | None,
-        duration: float,
-        ctx: JobContext | None = None,
-    ) -> Settled:
-        outcome = result.outcome
-        disposition = self._disposition(result)
-        if (
-            disposition == "dead_lettered"
-            and isinstance(outcome, DeadLetter)
-            and result.execution is not None
-        ):
-            await self._hook_async(
-                self.hooks.on_job_dead_letter,
-                result.execution,
-                ctx or self._context(result, lambda_context),
-                outcome.error,
-            )
-        return Settled(result=result, disposition=disposition, duration=duration)
+        return await self._drive_async(self._steps(record, lambda_context))
 
     def _disposition(self, result: RecordResult) -> Disposition:
         """Perform a dead-letter decision; map every outcome to how the record ends."""
@@ -739,22 +741,7 @@ class Worker:
         return JobContext(services=self.services, execution=execution, lambda_context=lambda_context)
 
     def _call_sync(self, hook: Callable[..., object], *args: object) -> None:
-        try:
-            returned = hook(*args)
-            if is_awaitable(returned):
-                self._event_loop().run_until_complete(_awaited(returned))
-        except Exception:  # noqa: BLE001  # a hook never changes an outcome; logged
-            self._log.exception("hook %s raised; the outcome is unchanged", getattr(hook, "__name__", hook))
-
-    async def _hook_async(self, hook: Callable[..., object] | None, *args: object) -> None:
-        if hook is None:
-            return
-        try:
-            returned = hook(*args)
-            if is_awaitable(returned):
-                await returned
-        except Exception:  # noqa: BLE001  # a hook never changes an outcome; logged
-            self._log.exception("hook %s raised; the outcome is unchanged", getattr(hook, "__name__", hook))
+        self._perform_sync(_Call(hook, args))
 
     def _event_loop(self) -> asyncio.AbstractEventLoop:
         return thread_loop()
