@@ -234,8 +234,7 @@ def format_timestamp(at: datetime) -> str:
     """Format a time as JavaScript's `Date.toISOString()` does: UTC, milliseconds, `Z`."""
     if at.tzinfo is None:
         at = at.replace(tzinfo=UTC)
-    at = at.astimezone(UTC)
-    return f"{at:%Y-%m-%dT%H:%M:%S}.{at.microsecond // 1000:03d}Z"
+    return at.astimezone(UTC).isoformat(timespec="milliseconds").removesuffix("+00:00") + "Z"
 
 
 class JobMessage(msgspec.Struct, frozen=True, kw_only=True):
