@@ -26,6 +26,7 @@ from glasswork.drivers.base import (
     ATTR_JOB_NAME,
     BatchQueueDriver,
     ConsumingDriver,
+    DeadLetterInfo,
     QueueAdmin,
     WorkerDriver,
 )
@@ -672,3 +673,23 @@ def test_fifo_duplicate_within_five_minutes_is_not_queued_again() -> None:
     later = mock.enqueue(JobMessage(job_name="j", payload=1, job_id="same", queue="q.fifo"))
     assert later.message_id != first.message_id
     assert mock.counts("q.fifo").visible == 2
+
+
+def test_redrive_keeps_a_fifo_message_in_its_group() -> None:
+    mock = MockQueueDriver()
+    mock.enqueue(JobMessage(job_name="j", payload=1, job_id="a", queue="q.fifo", group_id="customer-7"))
+    [record] = mock.receive("q.fifo")
+    assert record.attributes.message_group_id == "customer-7"
+    mock.dead_letter(
+        record,
+        DeadLetterInfo(
+            reason="permanent_error",
+            error_type="PermanentJobError",
+            error_message="no",
+            attempt=1,
+            source_queue=record.event_source_arn,
+        ),
+    )
+    assert mock.redrive("q.fifo") == 1
+    [again] = mock.receive("q.fifo")
+    assert again.attributes.message_group_id == "customer-7"

@@ -83,6 +83,7 @@ class MockDeadLetter(msgspec.Struct, frozen=True, kw_only=True):
     job_id: str | None
     body: str
     source_queue: str
+    group_id: str | None = None
 
 
 class _Stored(msgspec.Struct, kw_only=True):
@@ -210,6 +211,7 @@ class MockQueueDriver:
                 job_id=info.job_id,
                 body=record.body,
                 source_queue=info.source_queue,
+                group_id=record.attributes.message_group_id,
             )
         )
         self._remove(lambda s: s.message_id == record.message_id)
@@ -315,7 +317,7 @@ class MockQueueDriver:
                     job_name=dead.job_name or "",
                     sent_at=now,
                     visible_at=now,
-                    group_id=name if name.endswith(".fifo") else None,
+                    group_id=(dead.group_id or name) if name.endswith(".fifo") else None,
                     dedup_id=None,
                 )
             )
