@@ -67,7 +67,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Final, Literal, TypeVar, cast
+from typing import TYPE_CHECKING, Final, Literal, Protocol, TypeVar, cast
 
 import msgspec
 from botocore.exceptions import BotoCoreError, ClientError
@@ -110,6 +110,7 @@ if TYPE_CHECKING:
     from mypy_boto3_scheduler.type_defs import CreateScheduleInputTypeDef
     from mypy_boto3_sqs import SQSClient
     from mypy_boto3_sqs.type_defs import (
+        BatchResultErrorEntryTypeDef,
         ChangeMessageVisibilityBatchRequestEntryTypeDef,
         MessageAttributeValueOutputTypeDef,
         MessageAttributeValueTypeDef,
@@ -161,6 +162,13 @@ _REGION_IN_URL: Final = re.compile(
     r"^https?://(?:sqs\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?|([a-z0-9-]+)\.queue\.amazonaws\.com)/"
 )
 
+
+class _Batchable(Protocol):
+    @property
+    def message_id(self) -> str: ...
+
+
+_Item = TypeVar("_Item", bound=_Batchable)
 _K = TypeVar("_K")
 _V = TypeVar("_V")
 
@@ -721,43 +729,23 @@ class SQSQueueDriver:
         Raises:
             DriverError: Some changes failed (raised after every change was tried).
         """
-        by_source: dict[str, list[VisibilityChange]] = {}
-        for change in changes:
-            by_source.setdefault(change.source_queue, []).append(change)
-        problems: list[str] = []
-        cause: BaseException | None = None
-        for source, items in by_source.items():
-            try:
-                url = self._queue_for_arn(source).url
-            except DriverError as exc:
-                problems.extend(f"{item.message_id}: {exc}" for item in items)
-                cause = cause or exc
-                continue
-            for start in range(0, len(items), _MAX_BATCH):
-                chunk = items[start : start + _MAX_BATCH]
-                entries: list[ChangeMessageVisibilityBatchRequestEntryTypeDef] = [
-                    {
-                        "Id": str(position),
-                        "ReceiptHandle": item.receipt_handle,
-                        "VisibilityTimeout": min(max(int(item.seconds), 0), MAX_BACKOFF_SECONDS),
-                    }
-                    for position, item in enumerate(chunk)
-                ]
-                try:
-                    response = self.client.change_message_visibility_batch(QueueUrl=url, Entries=entries)
-                except (ClientError, BotoCoreError) as exc:
-                    error = _translate(exc, "ChangeMessageVisibilityBatch", _name_of_url(url))
-                    problems.extend(f"{item.message_id}: {error}" for item in chunk)
-                    cause = cause or exc
-                    continue
-                for bad in response.get("Failed", []):
-                    item = chunk[int(bad["Id"])]
-                    problems.append(f"{item.message_id}: {bad.get('Code', '')}: {bad.get('Message', '')}")
-        if problems:
-            shown = "; ".join(problems[:5])
-            more = f" and {len(problems) - 5} more" if len(problems) > 5 else ""
-            msg = f"{len(problems)} of {len(changes)} visibility changes failed: {shown}{more}"
-            raise DriverError(msg) from cause
+
+        def send(url: str, chunk: Sequence[VisibilityChange]) -> Sequence[BatchResultErrorEntryTypeDef]:
+            entries: list[ChangeMessageVisibilityBatchRequestEntryTypeDef] = [
+                {
+                    "Id": str(position),
+                    "ReceiptHandle": item.receipt_handle,
+                    "VisibilityTimeout": min(max(int(item.seconds), 0), MAX_BACKOFF_SECONDS),
+                }
+                for position, item in enumerate(chunk)
+            ]
+            return self.client.change_message_visibility_batch(QueueUrl=url, Entries=entries).get(
+                "Failed", []
+            )
+
+        self._per_queue_batches(
+            changes, lambda c: c.source_queue, send, "ChangeMessageVisibilityBatch", "visibility changes"
+        )
 
     def check_redrive(self, queue_arn: str, max_attempts: int) -> str | None:
         """Check that SQS will not redrive messages before a job's attempts run out.
@@ -871,35 +859,56 @@ class SQSQueueDriver:
         Raises:
             DriverError: Some deletions failed (raised after every one was tried).
         """
-        by_source: dict[str, list[SQSRecord]] = {}
-        for record in records:
-            by_source.setdefault(record.event_source_arn, []).append(record)
+
+        def send(url: str, chunk: Sequence[SQSRecord]) -> Sequence[BatchResultErrorEntryTypeDef]:
+            entries = [{"Id": str(n), "ReceiptHandle": r.receipt_handle} for n, r in enumerate(chunk)]
+            return self.client.delete_message_batch(QueueUrl=url, Entries=entries).get("Failed", [])  # type: ignore[arg-type]  # the TypedDict shape, built inline
+
+        self._per_queue_batches(
+            records, lambda r: r.event_source_arn, send, "DeleteMessageBatch", "deletions"
+        )
+
+    def _per_queue_batches(
+        self,
+        items: Sequence[_Item],
+        source_of: Callable[[_Item], str],
+        send: Callable[[str, Sequence[_Item]], Sequence[BatchResultErrorEntryTypeDef]],
+        action: str,
+        what: str,
+    ) -> None:
+        """Send `items` in batches of 10 per source queue; try them all, then report every failure.
+
+        Raises:
+            DriverError: Some items failed, naming each by message id (the first cause attached).
+        """
+        by_source: dict[str, list[_Item]] = {}
+        for item in items:
+            by_source.setdefault(source_of(item), []).append(item)
         problems: list[str] = []
         cause: BaseException | None = None
-        for source, items in by_source.items():
-            url = self._queue_for_arn(source).url
-            for start in range(0, len(items), _MAX_BATCH):
-                chunk = items[start : start + _MAX_BATCH]
+        for source, queued in by_source.items():
+            try:
+                url = self._queue_for_arn(source).url
+            except DriverError as exc:
+                problems.extend(f"{item.message_id}: {exc}" for item in queued)
+                cause = cause or exc
+                continue
+            for start in range(0, len(queued), _MAX_BATCH):
+                chunk = queued[start : start + _MAX_BATCH]
                 try:
-                    response = self.client.delete_message_batch(
-                        QueueUrl=url,
-                        Entries=[
-                            {"Id": str(position), "ReceiptHandle": record.receipt_handle}
-                            for position, record in enumerate(chunk)
-                        ],
-                    )
+                    failed = send(url, chunk)
                 except (ClientError, BotoCoreError) as exc:
-                    error = _translate(exc, "DeleteMessageBatch", _name_of_url(url))
-                    problems.extend(f"{record.message_id}: {error}" for record in chunk)
+                    error = _translate(exc, action, _name_of_url(url))
+                    problems.extend(f"{item.message_id}: {error}" for item in chunk)
                     cause = cause or exc
                     continue
-                for bad in response.get("Failed", []):
-                    record = chunk[int(bad["Id"])]
-                    problems.append(f"{record.message_id}: {bad.get('Code', '')}: {bad.get('Message', '')}")
+                for bad in failed:
+                    item = chunk[int(bad["Id"])]
+                    problems.append(f"{item.message_id}: {bad.get('Code', '')}: {bad.get('Message', '')}")
         if problems:
             shown = "; ".join(problems[:5])
             more = f" and {len(problems) - 5} more" if len(problems) > 5 else ""
-            msg = f"{len(problems)} of {len(records)} deletions failed: {shown}{more}"
+            msg = f"{len(problems)} of {len(items)} {what} failed: {shown}{more}"
             raise DriverError(msg) from cause
 
     def counts(self, queue: str | None = None) -> QueueCounts:
