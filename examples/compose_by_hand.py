@@ -4,18 +4,18 @@ For a Lambda that already exists and handles several event sources, or that
 wraps each job in middleware of its own (a tracer segment, a metrics scope):
 the core decodes and decides, this file performs the decisions.
 
-- `SQSEvent` decodes Lambda's event once, at the edge;
-- `prepare_record` decodes a body, finds its job and converts its payload
-  (or says what becomes of a poison body, an unknown job, an invalid payload);
-- the handler runs here, between your own middleware;
-- `decide_retry` turns an error into `Retry | DeadLetter | Discard`;
-- a `WorkerDriver` performs them (`dead_letter`, `change_visibility`), and the
-  handler returns the partial batch response.
+- `process_record` is the worker's own pipeline: it reads a record as Lambda
+  delivers it, finds its job, converts its payload, calls your runner (where
+  your middleware goes) and decides: `Ack | Retry | DeadLetter | Discard | Defer`;
+- the FIFO and time rules are arguments of it: the groups blocked so far in
+  the batch and the Lambda time left;
+- a `WorkerDriver` performs the outcomes (`dead_letter`, `change_visibility`),
+  and the handler returns the partial batch response.
 
 It keeps the worker's guarantees: a record is reported failed unless it
 succeeded, was discarded or safely reached the dead-letter queue; a FIFO
 group stops at its first failure; no record starts without enough Lambda time.
-`def` jobs only (await an `async def` handler yourself if you have some).
+`def` jobs only (for `async def` ones, `process_record_async` takes an async runner).
 
 Run it: `python examples/compose_by_hand.py`.
 """
@@ -25,34 +25,33 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Callable, Mapping
-from typing import TypeAlias, assert_never, cast
+from typing import Any, TypeAlias, assert_never, cast
 
 import msgspec
 
 from glasswork import (
-    Backoff,
-    JobContext,
-    JobRegistry,
-    Module,
-    PermanentJobError,
-    RetryPolicy,
-    TransientJobError,
-    define_job,
-)
-from glasswork.context import LambdaContext, Services
-from glasswork.core import (
     Ack,
+    Backoff,
     DeadLetter,
+    DeadLetterInfo,
     Defer,
     Discard,
+    Job,
+    JobContext,
+    JobRegistry,
+    LambdaContext,
+    Module,
+    PermanentJobError,
     RecordResult,
     Retry,
-    SQSEvent,
-    SQSRecord,
-    decide_retry,
-    prepare_record,
+    RetryPolicy,
+    Services,
+    TransientJobError,
+    VisibilityChange,
+    WorkerDriver,
+    define_job,
+    process_record,
 )
-from glasswork.drivers.base import DeadLetterInfo, VisibilityChange, WorkerDriver
 
 log = logging.getLogger("shop.worker")
 
@@ -88,57 +87,35 @@ app = Module(name="shop", jobs=[reserve_stock_job], services={"reserved": list})
 # --- the handler --------------------------------------------------------------------
 
 
-def run_record(
-    record: SQSRecord,
-    registry: JobRegistry,
-    *,
-    services: Services,
-    lambda_context: LambdaContext | None,
-    jitter: float,
-) -> RecordResult:
-    """Decode one record, run its job and decide what becomes of it (no I/O but the job)."""
-    prepared = prepare_record(record, registry)
-    if isinstance(prepared, RecordResult):  # poison body, unknown job, invalid payload
-        return prepared
-    ctx = JobContext(services=services, execution=prepared.execution, lambda_context=lambda_context)
-    try:
-        # your middleware goes here: a tracer segment, metrics, a database transaction
-        prepared.job.handler(prepared.execution.payload, ctx)
-    except Exception as exc:  # noqa: BLE001  # every job error becomes a decision
-        decision = decide_retry(
-            exc,
-            attempt=prepared.attempt,
-            policy=prepared.job.retry,
-            jitter=jitter,
-            job_name=prepared.job.name,
-        )
-        return prepared.result(decision)
-    return prepared.result(Ack())
+def run_with_middleware(job: Job[Any], payload: object, ctx: JobContext) -> object:
+    """The runner `process_record` calls: your middleware goes around the handler."""
+    # a tracer segment, metrics or a database transaction would open here
+    return job.handler(payload, ctx)
 
 
 def send_to_dead_letter_queue(driver: WorkerDriver, result: RecordResult, outcome: DeadLetter) -> bool:
     """Dead-letter a record through the driver; `False` when the send failed."""
     execution = result.execution
+    record = result.record
     info = DeadLetterInfo(
         reason=outcome.reason,
         error_type=type(outcome.error).__name__,
         error_message=str(outcome.error)[:1_000],
         attempt=result.attempt,
-        source_queue=result.record.event_source_arn,
+        source_queue=record.event_source_arn,
         job_name=execution.job_name if execution is not None else None,
         job_id=execution.job_id if execution is not None else None,
     )
     try:
-        driver.dead_letter(result.record, info)
+        driver.dead_letter(record, info)
     except Exception:  # never lose a message: report it failed instead
-        log.exception("message %s: dead-letter send failed", result.record.message_id)
+        log.exception("message %s: dead-letter send failed", result.message_id)
         return False
     return True
 
 
 def settle(driver: WorkerDriver, result: RecordResult) -> tuple[bool, VisibilityChange | None]:
     """Perform one record's outcome: whether to report it failed, and the backoff to apply."""
-    record = result.record
     match result.outcome:
         case Ack():
             return False, None
@@ -147,6 +124,7 @@ def settle(driver: WorkerDriver, result: RecordResult) -> tuple[bool, Visibility
         case Retry(delay=delay):  # redelivered after `delay`, else the visibility timeout
             backoff = None
             if delay is not None:
+                record = result.record
                 backoff = VisibilityChange(
                     message_id=record.message_id,
                     receipt_handle=record.receipt_handle,
@@ -157,7 +135,7 @@ def settle(driver: WorkerDriver, result: RecordResult) -> tuple[bool, Visibility
         case DeadLetter() as dead:
             return not send_to_dead_letter_queue(driver, result, dead), None
         case Discard(reason=reason):
-            log.warning("message %s discarded: %s", record.message_id, reason)
+            log.warning("message %s discarded: %s", result.message_id, reason)
             return False, None
         case _:
             assert_never(result.outcome)
@@ -184,30 +162,29 @@ def make_handler(
     registry = JobRegistry.from_module(module)
     services = Services({name: factory() for name, factory in registry.service_factories.items()})
 
-    def handle_batch(event: Mapping[str, object], lambda_context: LambdaContext | None) -> dict[str, object]:
-        batch = msgspec.convert(event, SQSEvent)  # a malformed event raises: Lambda retries it whole
+    def handle_batch(records: list[object], lambda_context: LambdaContext | None) -> dict[str, object]:
         failed: list[str] = []
         blocked_groups: set[str] = set()
         delays: list[VisibilityChange] = []
-        for record in batch.records:
-            group = record.attributes.message_group_id
-            if group is not None and group in blocked_groups:  # keep the group's order
-                result = RecordResult(record=record, outcome=Defer(reason="fifo_group_blocked"), attempt=0)
-            elif (
-                lambda_context is not None and lambda_context.get_remaining_time_in_millis() < time_margin_ms
-            ):
-                result = RecordResult(record=record, outcome=Defer(reason="time_budget"), attempt=0)
-            else:
-                result = run_record(
-                    record, registry, services=services, lambda_context=lambda_context, jitter=jitter()
-                )
+        for record in records:
+            result = process_record(
+                record,
+                registry,
+                run=run_with_middleware,
+                jitter=jitter(),
+                services=services,
+                lambda_context=lambda_context,
+                blocked_groups=blocked_groups,  # keep each FIFO group's order
+                time_left_ms=lambda_context.get_remaining_time_in_millis() if lambda_context else None,
+                time_margin_ms=time_margin_ms,
+            )
             reported_failed, delay = settle(driver, result)
             if delay is not None:
                 delays.append(delay)
-            if reported_failed:
-                failed.append(record.message_id)
-                if group is not None:
-                    blocked_groups.add(group)
+            if reported_failed and result.message_id:
+                failed.append(result.message_id)
+                if result.group is not None:
+                    blocked_groups.add(result.group)
         if delays:
             try:
                 driver.change_visibility(delays)
@@ -218,8 +195,9 @@ def make_handler(
     def handler(event: Mapping[str, object], context: object = None) -> dict[str, object]:
         has_clock = callable(getattr(context, "get_remaining_time_in_millis", None))
         lambda_context = cast("LambdaContext", context) if has_clock else None
-        if isinstance(event.get("Records"), list):
-            return handle_batch(event, lambda_context)
+        records = event.get("Records")
+        if isinstance(records, list):
+            return handle_batch(records, lambda_context)
         if "httpMethod" in event or "requestContext" in event:  # the same function serves a health check
             return {"statusCode": 200, "body": "ok"}
         msg = f"unexpected event with keys {sorted(event)}"

@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 from hypothesis import strategies as st
 
-from glasswork.core import Backoff, JobMessage, RetryPolicy, SQSRecord
+from glasswork._wire import JobMessage, SQSRecord
+from glasswork.core import Backoff, RetryPolicy
 from glasswork.testing import job_body, sqs_record
 
 JOB_NAMES = ("ok", "transient", "permanent", "flaky")

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Protocol
 import msgspec
 import pytest
 
-from glasswork.core import JobMessage, SQSRecord, decode_message
+from glasswork._wire import JobMessage, SQSRecord
+from glasswork.core import decode_message
 from glasswork.drivers.base import (
     BatchQueueDriver,
     ConsumingDriver,

@@ -40,8 +40,8 @@ from glasswork import (
     bootstrap_worker,
     define_job,
 )
+from glasswork._wire import JobMessage, lambda_event
 from glasswork.cli import main
-from glasswork.core import JobMessage, lambda_event
 from glasswork.drivers.base import BatchQueueDriver, ConsumingDriver, QueueAdmin, WorkerDriver
 from glasswork.drivers.sqlite import SQLiteQueueDriver
 from glasswork.drivers.sqs import SQSQueueDriver

@@ -24,7 +24,7 @@ from glasswork import (
     bootstrap_worker,
     define_job,
 )
-from glasswork.core import SQSEvent
+from glasswork._wire import SQSEvent
 from glasswork.drivers.sqlite import SQLiteQueueDriver
 from glasswork.errors import DriverError, QueueNotFoundError
 from glasswork.local import (

@@ -21,7 +21,7 @@ from glasswork import (
     bootstrap_worker,
     define_job,
 )
-from glasswork.core import JobMessage, SQSRecord
+from glasswork._wire import JobMessage, SQSRecord
 from glasswork.drivers.base import (
     ATTR_JOB_NAME,
     BatchQueueDriver,

@@ -21,17 +21,19 @@ from glasswork import (
     decide_retry,
     define_job,
 )
+from glasswork._wire import (
+    JobMessage,
+    SQSRecord,
+    encode_message,
+    enqueued_time,
+)
 from glasswork.core import (
     MAX_DELAY_SECONDS,
     DeadLetter,
     Discard,
-    JobMessage,
     Retry,
-    SQSRecord,
     backoff_delay,
     decode_message,
-    encode_message,
-    enqueued_time,
     to_seconds,
 )
 from glasswork.worker import BatchReport, Worker

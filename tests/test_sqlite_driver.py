@@ -18,7 +18,8 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from glasswork.core import JobMessage, SQSMessageAttribute, SQSRecord, decode_message
+from glasswork._wire import JobMessage, SQSMessageAttribute, SQSRecord
+from glasswork.core import decode_message
 from glasswork.drivers.base import (
     BatchQueueDriver,
     ConsumingDriver,
@@ -879,7 +880,7 @@ def test_processes_never_hold_one_fifo_group_at_once_and_keep_its_order(tmp_path
 
 _OPENER = """
 import pathlib, sys, time
-from glasswork.core import JobMessage
+from glasswork._wire import JobMessage
 from glasswork.drivers.sqlite import SQLiteQueueDriver
 
 db, ready, go = sys.argv[1], pathlib.Path(sys.argv[2]), pathlib.Path(sys.argv[3])

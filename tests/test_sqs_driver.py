@@ -29,7 +29,7 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 from mypy_boto3_scheduler import EventBridgeSchedulerClient
 from mypy_boto3_sqs import SQSClient
 
-from glasswork.core import JobMessage, SQSMessageAttribute, SQSRecord
+from glasswork._wire import JobMessage, SQSMessageAttribute, SQSRecord
 from glasswork.drivers.base import (
     ATTR_ATTEMPT,
     ATTR_ERROR_MESSAGE,

@@ -29,8 +29,8 @@ from glasswork import (
     bootstrap_worker,
     define_job,
 )
+from glasswork._wire import SQSRecord
 from glasswork.context import JobContext
-from glasswork.core import SQSRecord
 from glasswork.drivers.base import ATTR_ATTEMPT, ATTR_ERROR_MESSAGE, ATTR_ERROR_TYPE, ATTR_REASON
 from glasswork.drivers.sqs import SQSQueueDriver
 from glasswork.testing import FakeLambdaContext

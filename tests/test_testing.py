@@ -37,17 +37,19 @@ from glasswork import (
     bootstrap_worker,
     define_job,
 )
+from glasswork._wire import (
+    SQSEvent,
+    SQSMessageAttribute,
+    SQSRecord,
+    lambda_record,
+)
 from glasswork.core import (
     Ack,
     DeadLetter,
     Defer,
     Discard,
     Retry,
-    SQSEvent,
-    SQSMessageAttribute,
-    SQSRecord,
     decode_message,
-    lambda_record,
 )
 from glasswork.drivers.memory import MockJob
 from glasswork.errors import ConfigurationError, InvalidJobPayloadError, MalformedMessageError
@@ -280,7 +282,7 @@ def test_trace_header_and_sender_id() -> None:
 
 
 def test_a_job_message_body_carries_the_job_name_attribute() -> None:
-    from glasswork.core import JobMessage
+    from glasswork._wire import JobMessage
 
     message = JobMessage(job_name="ship", payload={"n": 1}, job_id="j", group_id="tenant-1")
     plain = sqs_record(message)

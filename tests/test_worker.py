@@ -193,15 +193,18 @@ def test_empty_batch() -> None:
     assert worker({"Records": []}) == {"batchItemFailures": []}
 
 
-def test_malformed_records_are_reported_or_skipped_never_raised(caplog: pytest.LogCaptureFixture) -> None:
+def test_malformed_records_are_poison_or_skipped_never_raised(caplog: pytest.LogCaptureFixture) -> None:
+    """A record with an id but an unreadable body is poison; one without an id cannot be reported."""
+    driver = MockQueueDriver()
     worker = bootstrap_worker(
         module=Module(name="app", jobs=[define_job(name="job", handler=ok, payload=Order)]),
-        driver=MockQueueDriver(),
+        driver=driver,
     )
     good = msgspec.to_builtins(sqs_record(body(1), message_id="good"))
     event = {"Records": [good, {"messageId": "bad", "body": 42}, {"body": "no id"}, "junk"]}
     with caplog.at_level(logging.ERROR, logger="glasswork.worker"):
-        assert worker(event) == {"batchItemFailures": [{"itemIdentifier": "bad"}]}
+        assert worker(event) == {"batchItemFailures": []}
+    assert [(d.message_id, d.reason) for d in driver.dead_letters] == [("bad", "poison_message")]
     assert sum("no usable messageId" in r.getMessage() for r in caplog.records) == 2
 
 

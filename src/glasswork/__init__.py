@@ -3,21 +3,30 @@
 Define jobs with `define_job`, group them in a `Module`, enqueue them with
 `JobService`, and export `bootstrap_worker(module=...)` as the Lambda handler.
 The same handler runs locally on the embedded SQLite queue (`glasswork worker`).
+A handler composed by hand needs nothing but this module: `process_record`,
+the outcome values it returns, and the worker-side driver protocol.
 """
 
-from glasswork._jobs import Job, JobRegistry, Module, define_job, define_periodic_job
-from glasswork.context import JobContext
+from glasswork._jobs import JobRegistry, Module, define_job, define_periodic_job
+from glasswork._wire import EnqueueResult, JobExecution, JobMessage, SQSRecord
+from glasswork.context import JobContext, LambdaContext, Services
 from glasswork.core import (
+    Ack,
     Backoff,
-    EnqueueResult,
-    JobExecution,
-    JobMessage,
+    DeadLetter,
+    Defer,
+    Discard,
+    Job,
+    Outcome,
+    RecordResult,
+    Retry,
     RetryPolicy,
     classify_error,
     decide_retry,
     process_record,
+    process_record_async,
 )
-from glasswork.drivers.base import QueueDriver
+from glasswork.drivers.base import DeadLetterInfo, QueueDriver, VisibilityChange, WorkerDriver
 from glasswork.drivers.memory import MockQueueDriver
 from glasswork.errors import (
     GlassworkError,
@@ -31,7 +40,12 @@ from glasswork.service import JobService
 from glasswork.worker import WorkerHooks, bootstrap_worker
 
 __all__ = [
+    "Ack",
     "Backoff",
+    "DeadLetter",
+    "DeadLetterInfo",
+    "Defer",
+    "Discard",
     "EnqueueResult",
     "GlassworkError",
     "InvalidJobPayloadError",
@@ -41,14 +55,22 @@ __all__ = [
     "JobMessage",
     "JobRegistry",
     "JobService",
+    "LambdaContext",
     "MockQueueDriver",
     "Module",
+    "Outcome",
     "PayloadTooLargeError",
     "PermanentJobError",
     "QueueDriver",
+    "RecordResult",
+    "Retry",
     "RetryExhaustedError",
     "RetryPolicy",
+    "SQSRecord",
+    "Services",
     "TransientJobError",
+    "VisibilityChange",
+    "WorkerDriver",
     "WorkerHooks",
     "bootstrap_worker",
     "classify_error",
@@ -56,6 +78,7 @@ __all__ = [
     "define_job",
     "define_periodic_job",
     "process_record",
+    "process_record_async",
 ]
 
 __version__ = "0.1.0"

@@ -1,60 +1,37 @@
-"""Jobs, modules and the registry the worker builds from a module tree."""
+"""Defining jobs and modules, and the registry the worker builds from a module tree.
+
+`Job` itself is a value of the core (`glasswork.core`); this module makes
+jobs (`define_job`), groups them (`Module`), checks a module tree once
+(`JobRegistry`) and validates a payload on the enqueue side (`build_message`).
+"""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
 
 import msgspec
 
 from glasswork._runtime import is_async_callable
-from glasswork.core import RetryPolicy, RetrySpec, TypedEnvelope, normalize_retry
-from glasswork.errors import ConfigurationError
+from glasswork._wire import JobMessage
+from glasswork.context import JobContext
+from glasswork.core import (
+    Job,
+    JobTable,
+    RetrySpec,
+    normalize_retry,
+)
+from glasswork.errors import ConfigurationError, InvalidJobPayloadError
 
-if TYPE_CHECKING:
-    from glasswork.context import JobContext
-
-__all__ = ["Job", "JobRegistry", "Module", "define_job", "define_periodic_job"]
+__all__ = ["Job", "JobRegistry", "Module", "build_message", "define_job", "define_periodic_job"]
 
 P = TypeVar("P")
-
-Handler = Callable[[P, "JobContext"], object | Awaitable[object]]
 
 _NAME = re.compile(r"[A-Za-z0-9_.:\-/]{1,200}")
 _RATE = re.compile(r"rate\((?P<value>[0-9]+) (?P<unit>minute|minutes|hour|hours|day|days)\)")
 _CRON = re.compile(r"cron\((?P<fields>[^()]+)\)")
-
-
-class Job(msgspec.Struct, Generic[P], frozen=True, kw_only=True):
-    """A named unit of work. Made by `define_job`; enqueue it with `JobService`.
-
-    Attributes:
-        name: The name on the wire (`jobName`); unique within a module tree.
-        handler: `handler(payload, ctx)`, a `def` or an `async def`.
-        payload_type: The type the decoded JSON payload is converted to, or
-            `None` to pass the decoded JSON through unchanged.
-        retry: The normalized retry policy.
-        queue: The queue this job is sent to, or `None` for the service's default.
-        unique: Payload -> deduplication key (also the job id).
-        group: Payload -> FIFO message group.
-        schedule: For periodic jobs, an EventBridge `rate(...)`/`cron(...)` expression.
-    """
-
-    name: str
-    handler: Handler[P]
-    payload_type: type[P] | None = None
-    retry: RetryPolicy = RetryPolicy()
-    queue: str | None = None
-    unique: Callable[[P], str] | None = None
-    group: Callable[[P], str] | None = None
-    schedule: str | None = None
-    is_async: bool = False
-    decoder: msgspec.json.Decoder[P] | None = None
-    envelope_decoder: msgspec.json.Decoder[TypedEnvelope[P]] | None = None
-
-    def __repr__(self) -> str:
-        return f"Job(name={self.name!r})"
 
 
 def define_job(
@@ -100,8 +77,8 @@ def define_job(
     decoder: msgspec.json.Decoder[Any] | None
     try:
         decoder = msgspec.json.Decoder(payload) if payload is not None else None
-        envelope_type: object = TypedEnvelope[payload] if payload is not None else TypedEnvelope[Any]  # type: ignore[valid-type]  # a runtime type argument
-        envelope_decoder = msgspec.json.Decoder(envelope_type)
+        envelope_type = _envelope_type(name, payload)
+        msgspec.json.Decoder(envelope_type)
     except TypeError as exc:
         msg = f"job {name!r}: payload type {payload!r} is not supported by msgspec: {exc}"
         raise ConfigurationError(msg) from exc
@@ -122,7 +99,32 @@ def define_job(
         group=group,
         is_async=is_async_callable(handler),
         decoder=decoder,
-        envelope_decoder=envelope_decoder,
+        envelope_type=envelope_type,
+    )
+
+
+def _envelope_type(name: str, payload: object) -> type[msgspec.Struct]:
+    """The body of job `name` as one Struct tagged by `jobName` (see `JobTable`).
+
+    The other fields are those of `JobEnvelope`, typed alike, so a body
+    this Struct refuses is refused by the two-step reading too (then told
+    apart as poison or an invalid payload).
+    """
+    fields: list[tuple[str, object] | tuple[str, object, object]] = [
+        ("payload", payload) if payload is not None else ("payload", Any, None),
+        ("job_id", str, ""),
+        ("enqueued_at", str | None, None),
+        ("metadata", dict[str, str] | None, None),
+    ]
+    return msgspec.defstruct(
+        "JobBody",
+        fields,
+        tag_field="jobName",
+        tag=name,
+        rename="camel",
+        frozen=True,
+        kw_only=True,
+        module=__name__,
     )
 
 
@@ -248,14 +250,14 @@ class Module(msgspec.Struct, frozen=True, kw_only=True):
         yield from visit(self)
 
 
-class JobRegistry:
+class JobRegistry(JobTable):
     """The jobs and service factories of a module tree, checked once.
 
-    Build it with `JobRegistry.from_module`; the worker and the pure core look
-    jobs up here by name.
+    Build it with `JobRegistry.from_module`; it is the `JobTable` the worker
+    hands `process_record`.
     """
 
-    __slots__ = ("jobs", "module", "service_factories")
+    __slots__ = ("module", "service_factories")
 
     def __init__(self, module: Module) -> None:
         jobs: dict[str, Job[Any]] = {}
@@ -288,8 +290,8 @@ class JobRegistry:
                     raise ConfigurationError(msg)
                 factories[service] = factory
                 service_owner.setdefault(service, mod.name)
+        super().__init__(jobs.values())
         self.module = module
-        self.jobs = jobs
         self.service_factories = factories
 
     @classmethod
@@ -300,12 +302,40 @@ class JobRegistry:
             raise ConfigurationError(msg)
         return cls(module)
 
-    def get(self, name: str) -> Job[Any] | None:
-        """The job registered under `name`, if any."""
-        return self.jobs.get(name)
 
-    def __contains__(self, name: object) -> bool:
-        return name in self.jobs
+def build_message(
+    job: Job[Any],
+    payload: object,
+    *,
+    job_id: str,
+    enqueued_at: datetime,
+    queue: str | None = None,
+    metadata: Mapping[str, str] | None = None,
+    delay_seconds: int = 0,
+) -> JobMessage:
+    """Validate a payload against its job and build the message to send.
 
-    def __len__(self) -> int:
-        return len(self.jobs)
+    The payload is encoded and decoded with the job's own decoder, the exact
+    path the worker takes, so what is accepted here is what the worker accepts.
+
+    Raises:
+        InvalidJobPayloadError: The payload cannot be encoded or does not fit the job's type.
+    """
+    try:
+        raw = msgspec.json.encode(payload)
+        value = job.decoder.decode(raw) if job.decoder is not None else payload
+    except (msgspec.EncodeError, ValueError, TypeError, RecursionError) as exc:
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        msg = f"job {job.name!r}: invalid payload: {reason}"
+        raise InvalidJobPayloadError(msg, job_name=job.name) from exc
+    group_id = job.group(value) if job.group is not None else None
+    return JobMessage(
+        job_name=job.name,
+        payload=value,
+        job_id=job_id,
+        queue=queue,
+        metadata=dict(metadata) if metadata else {},
+        delay_seconds=delay_seconds,
+        enqueued_at=enqueued_at,
+        group_id=group_id,
+    )

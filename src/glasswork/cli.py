@@ -335,6 +335,9 @@ def _parse_json(text: str) -> object:
     except msgspec.DecodeError as exc:
         msg = f"JSON payload is not valid JSON: {exc} (got {text[:60]!r})"
         raise UsageError(msg) from None
+    except RecursionError:
+        msg = f"JSON payload is nested too deeply to decode (got {text[:60]!r})"
+        raise UsageError(msg) from None
 
 
 # --- commands -----------------------------------------------------------------

@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, Final, Protocol, TypeVar
 
-from glasswork.core import JobExecution, decode_message, job_execution
+from glasswork._wire import NO_METADATA, JobExecution, enqueued_time
 from glasswork.errors import ConfigurationError
 
-__all__ = ["JobContext", "LambdaContext", "Services"]
+__all__ = ["NO_SERVICES", "JobContext", "LambdaContext", "Services"]
 
 T = TypeVar("T")
 
@@ -72,6 +72,10 @@ class Services:
 class JobContext:
     """The context of one job attempt, passed to the handler and to hooks.
 
+    The worker builds it without parsing anything: `execution` (and the ids,
+    times and logger read from it) is put together on first use from values
+    already decoded, by functions that cannot fail.
+
     Attributes:
         services: The module tree's services.
         lambda_context: Lambda's context object, or `None` outside Lambda.
@@ -79,8 +83,9 @@ class JobContext:
 
     __slots__ = (
         "_attempt",
-        "_body",
+        "_envelope",
         "_execution",
+        "_job_name",
         "_logger",
         "_message_id",
         "_payload",
@@ -93,8 +98,9 @@ class JobContext:
     lambda_context: LambdaContext | None
     _execution: JobExecution | None
     _logger: logging.LoggerAdapter[logging.Logger] | None
+    _job_name: str
     _payload: object
-    _body: str
+    _envelope: object
     _message_id: str
     _attempt: int
     _sent: object
@@ -111,18 +117,61 @@ class JobContext:
         self._execution = execution
         self._logger = None
 
+    @classmethod
+    def of_record(
+        cls,
+        *,
+        services: Services,
+        lambda_context: LambdaContext | None,
+        job_name: str,
+        payload: object,
+        envelope: object,
+        message_id: str,
+        attempt: int,
+        sent_timestamp: object,
+    ) -> JobContext:
+        """A context whose `execution` is built on first use.
+
+        Args:
+            services: The services.
+            lambda_context: Lambda's context, if any.
+            job_name: The job's name.
+            payload: The converted payload.
+            envelope: The decoded body: its `job_id`, `enqueued_at` and
+                `metadata` attributes are read, each falling back when missing.
+            message_id: The queue's message id (the job id when the body has none).
+            attempt: The attempt number.
+            sent_timestamp: SQS's `SentTimestamp` (the enqueue time when the body has none).
+        """
+        ctx = object.__new__(cls)
+        ctx.services = services
+        ctx.lambda_context = lambda_context
+        ctx._execution = None
+        ctx._logger = None
+        ctx._job_name = job_name
+        ctx._payload = payload
+        ctx._envelope = envelope
+        ctx._message_id = message_id
+        ctx._attempt = attempt
+        ctx._sent = sent_timestamp
+        return ctx
+
     @property
     def execution(self) -> JobExecution:
         """The attempt: `job_id`, `job_name`, `payload`, `attempt_number`, `enqueued_at`, ..."""
-        execution = getattr(self, "_execution", None)
+        execution = self._execution
         if execution is None:
-            attributes = self._sent
-            execution = self._execution = job_execution(
-                decode_message(self._body),
-                self._payload,
+            envelope = self._envelope
+            job_id = getattr(envelope, "job_id", None)
+            metadata = getattr(envelope, "metadata", None)
+            execution = self._execution = JobExecution(
+                job_id=job_id if isinstance(job_id, str) and job_id else self._message_id,
+                job_name=self._job_name,
+                payload=self._payload,
+                attempt_number=self._attempt,
+                enqueued_at=enqueued_time(getattr(envelope, "enqueued_at", None), self._sent),
+                metadata=metadata if isinstance(metadata, dict) else NO_METADATA,
                 message_id=self._message_id,
-                attempt=self._attempt,
-                sent_timestamp=attributes.get("SentTimestamp") if isinstance(attributes, dict) else None,
             )
         return execution
 
@@ -159,7 +208,7 @@ class JobContext:
     @property
     def logger(self) -> logging.LoggerAdapter[logging.Logger]:
         """A logger whose records carry `job_id`, `job_name`, `attempt` and `message_id`."""
-        logger: logging.LoggerAdapter[logging.Logger] | None = getattr(self, "_logger", None)
+        logger = self._logger
         if logger is None:
             execution = self.execution
             logger = self._logger = logging.LoggerAdapter(
@@ -184,3 +233,7 @@ class JobContext:
             f"JobContext(job_name={self.job_name!r}, job_id={self.job_id!r}, "
             f"attempt_number={self.attempt_number})"
         )
+
+
+NO_SERVICES: Final = Services({})
+"""No services: the context of a job run without a module tree."""

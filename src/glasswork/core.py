@@ -1,35 +1,58 @@
-"""The pure core: values, wire format and the retry/dead-letter decisions.
+"""The pure core: the retry policy, the outcome values, the decisions and `process_record`.
 
-Nothing here does I/O, reads a clock or draws a random number: `now`, the
-jitter and the handler runner are arguments. Decisions are values
-(`Ack | Retry | DeadLetter | Discard | Defer`); the worker shell performs them.
+`process_record` is the one decode → run → decide path: the Lambda worker
+(sync and async), direct invocations, the local poller and `glasswork.testing`
+all go through it. Nothing here reads a clock, draws a random number or does
+I/O: the time left, the jitter and the handler runner are arguments.
+Decisions are values (`Ack | Retry | DeadLetter | Discard | Defer`); the
+worker shell performs them.
 
 The decision table (attempt = the record's `ApproximateReceiveCount`):
 
-| situation                              | outcome                                   |
-|----------------------------------------|-------------------------------------------|
-| handler returns                        | `Ack`                                     |
-| transient, attempt < max               | `Retry(delay)`                            |
-| transient, attempt >= max, dead        | `DeadLetter("retries_exhausted")`         |
-| transient, attempt >= max, not dead    | `Discard("retries_exhausted")`            |
-| permanent, dead                        | `DeadLetter("permanent_error")`           |
-| permanent, not dead                    | `Discard("permanent_error")`              |
-| body not JSON / not a job message      | `DeadLetter("poison_message")`            |
-| payload fails the job's type           | as permanent, reason `"invalid_payload"`  |
-| job name not registered                | `Retry(None)`, then `DeadLetter("unknown_job")` |
-| FIFO group blocked / time nearly out   | `Defer` (decided by the shell)            |
+| situation                                | outcome                                         |
+|------------------------------------------|-------------------------------------------------|
+| handler returns                          | `Ack`                                           |
+| transient, attempt < max                 | `Retry(delay)`                                  |
+| transient, attempt >= max, dead          | `DeadLetter("retries_exhausted")`               |
+| transient, attempt >= max, not dead      | `Discard("retries_exhausted")`                  |
+| permanent, dead                          | `DeadLetter("permanent_error")`                 |
+| permanent, not dead                      | `Discard("permanent_error")`                    |
+| body not JSON / not a job message        | `DeadLetter("poison_message")`                  |
+| payload fails the job's type             | as permanent, reason `"invalid_payload"`        |
+| job name not registered                  | `Retry(None)`, then `DeadLetter("unknown_job")` |
+| FIFO: group blocked earlier in the batch | `Defer("fifo_group_blocked")`, not run          |
+| Lambda time nearly out                   | `Defer("time_budget")`, not run                 |
+| record without a usable `messageId`      | `Defer("unreadable_record")`, not reportable    |
+
+Whatever the handler raises is data, `asyncio.CancelledError` included: an
+error is permanent if it is a `PermanentJobError`, otherwise transient. Only
+`KeyboardInterrupt`, `SystemExit` and `GeneratorExit` pass through (the
+process is stopping; the record is neither deleted nor dead-lettered, so
+SQS redelivers it after its visibility timeout).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime, timedelta
-from types import MappingProxyType
-from typing import TYPE_CHECKING, Annotated, Any, Final, Generic, Literal, TypeAlias, TypeVar
+from collections.abc import Awaitable, Callable, Container, Iterable, Mapping
+from datetime import timedelta
+from typing import Any, Final, Generic, Literal, TypeAlias, TypeVar, Union
 
 import msgspec
 
+from glasswork._runtime import is_awaitable, thread_loop
+from glasswork._wire import (
+    ENVELOPE_DECODER,
+    JSON_DECODER,
+    MAX_MESSAGE_BYTES,
+    JobEnvelope,
+    JobExecution,
+    SQSRecord,
+    as_record,
+    lambda_record,
+    read_count,
+)
+from glasswork.context import NO_SERVICES, JobContext, LambdaContext, Services
 from glasswork.errors import (
     InvalidJobPayloadError,
     MalformedMessageError,
@@ -39,16 +62,10 @@ from glasswork.errors import (
     UnknownJobError,
 )
 
-if TYPE_CHECKING:
-    from glasswork._jobs import Job, JobRegistry
-
 __all__ = [
     "DEFAULT_MAX_ATTEMPTS",
-    "ENVELOPE_DECODER",
-    "JSON_DECODER",
+    "DEFAULT_POLICY",
     "MAX_DELAY_SECONDS",
-    "MAX_MESSAGE_BYTES",
-    "NO_METADATA",
     "Ack",
     "Backoff",
     "DeadLetter",
@@ -57,37 +74,28 @@ __all__ = [
     "Defer",
     "Discard",
     "Duration",
-    "EnqueueResult",
     "ErrorKind",
-    "JobEnvelope",
-    "JobExecution",
-    "JobMessage",
+    "Job",
+    "JobTable",
     "Outcome",
     "RecordResult",
     "Retry",
     "RetryPolicy",
     "RetrySpec",
     "Runnable",
-    "SQSEvent",
-    "SQSMessageAttribute",
-    "SQSRecord",
-    "SQSRecordAttributes",
-    "TypedEnvelope",
-    "attempt_number",
+    "Runner",
     "backoff_delay",
-    "build_message",
+    "call_handler",
+    "call_handler_async",
     "classify_error",
     "decide_retry",
     "decode_message",
-    "encode_message",
-    "enqueued_time",
-    "format_timestamp",
-    "job_execution",
-    "lambda_event",
-    "lambda_record",
+    "finish_record",
     "normalize_retry",
     "prepare_record",
     "process_record",
+    "process_record_async",
+    "record_group",
     "to_seconds",
 ]
 
@@ -100,8 +108,6 @@ MAX_DELAY_SECONDS: Final = 43_200
 SQS counts those 12 hours from the receive, so the SQS driver clamps a
 `ChangeMessageVisibility` a little lower (`glasswork.drivers.sqs.MAX_BACKOFF_SECONDS`).
 """
-MAX_MESSAGE_BYTES: Final = 1_048_576
-"""SQS's message size limit (1 MiB)."""
 
 Duration: TypeAlias = float | timedelta
 """A duration in seconds or as a `timedelta`; accepted everywhere."""
@@ -114,7 +120,7 @@ def to_seconds(value: Duration) -> float:
     return float(value)
 
 
-# --- retry policy -------------------------------------------------------------
+# --- the retry policy -----------------------------------------------------------
 
 
 class Backoff(msgspec.Struct, frozen=True, kw_only=True):
@@ -131,8 +137,9 @@ class Backoff(msgspec.Struct, frozen=True, kw_only=True):
     max: Duration = 900.0
 
     def __post_init__(self) -> None:
-        if to_seconds(self.base) < 0 or to_seconds(self.max) < 0 or self.factor < 1:
-            msg = f"Backoff needs base >= 0, max >= 0 and factor >= 1, got {self!r}"
+        numbers = (to_seconds(self.base), to_seconds(self.max), self.factor)
+        if not all(math.isfinite(n) for n in numbers) or numbers[0] < 0 or numbers[1] < 0 or self.factor < 1:
+            msg = f"Backoff needs finite base >= 0, max >= 0 and factor >= 1, got {self!r}"
             raise ValueError(msg)
 
 
@@ -159,7 +166,7 @@ class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):
 RetrySpec: TypeAlias = RetryPolicy | int | bool | None
 """What `define_job(retry=...)` accepts; see `normalize_retry`."""
 
-_DEFAULT_POLICY: Final = RetryPolicy()
+DEFAULT_POLICY: Final = RetryPolicy()
 _NO_RETRY: Final = RetryPolicy(max_attempts=1, dead=False)
 
 
@@ -171,7 +178,7 @@ def normalize_retry(retry: RetrySpec) -> RetryPolicy:
     failure.
     """
     if retry is None or retry is True:
-        return _DEFAULT_POLICY
+        return DEFAULT_POLICY
     if retry is False:
         return _NO_RETRY
     if isinstance(retry, RetryPolicy):
@@ -182,281 +189,78 @@ def normalize_retry(retry: RetrySpec) -> RetryPolicy:
     raise TypeError(msg)
 
 
-# --- the enqueue side ---------------------------------------------------------
+# --- jobs -------------------------------------------------------------------------
+
+Handler: TypeAlias = Callable[[P, JobContext], object | Awaitable[object]]
 
 
-class _WireOut(msgspec.Struct, kw_only=True, rename="camel", omit_defaults=True):
-    job_name: str
-    payload: msgspec.Raw
-    job_id: str
-    enqueued_at: str
-    metadata: dict[str, str] | None = None
-
-
-class JobEnvelope(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
-    """A decoded message body. `payload` stays raw JSON until the job's type is known.
-
-    Only `jobName` is required so that a hand-written body such as
-    `{"jobName": "send_email", "payload": {...}}` runs; the worker falls back to
-    the SQS message id and `SentTimestamp` for a missing `jobId` and `enqueuedAt`
-    (and for an `enqueuedAt` that is not an ISO-8601 time).
-    """
-
-    job_name: str
-    payload: msgspec.Raw = msgspec.field(default_factory=lambda: msgspec.Raw(b"null"))
-    job_id: str = ""
-    enqueued_at: str | None = None
-    metadata: dict[str, str] | None = None
-
-
-class TypedEnvelope(msgspec.Struct, Generic[P], frozen=True, kw_only=True, rename="camel"):
-    """`jobName` and the payload of a body, decoded in one pass with the job's payload type.
-
-    The worker's fast path: each job keeps a decoder for its own
-    `TypedEnvelope[PayloadType]`, and the other fields (`jobId`, `enqueuedAt`,
-    `metadata`) are read only when a handler or hook asks for them. A body it
-    cannot decode goes the two-step way (`JobEnvelope`, then the payload),
-    which tells a poison body from an invalid payload.
-    """
-
-    job_name: str
-    payload: P
-
-
-_encoder: Final = msgspec.json.Encoder()
-ENVELOPE_DECODER: Final = msgspec.json.Decoder(JobEnvelope)
-"""Decodes a body to a `JobEnvelope` (payload left raw)."""
-JSON_DECODER: Final = msgspec.json.Decoder()
-"""Decodes any JSON to builtins (the payload of an untyped job)."""
-
-
-def format_timestamp(at: datetime) -> str:
-    """Format a time as JavaScript's `Date.toISOString()` does: UTC, milliseconds, `Z`."""
-    if at.tzinfo is None:
-        at = at.replace(tzinfo=UTC)
-    return at.astimezone(UTC).isoformat(timespec="milliseconds").removesuffix("+00:00") + "Z"
-
-
-class JobMessage(msgspec.Struct, frozen=True, kw_only=True):
-    """A job on its way to a queue: what `JobService` hands a driver.
+class Job(msgspec.Struct, Generic[P], frozen=True, kw_only=True):
+    """A named unit of work. Made by `define_job`; enqueue it with `JobService`.
 
     Attributes:
-        job_name: The job's name.
-        payload: The validated payload (converted to the job's type).
-        job_id: The job's id: its `unique` key, else a random UUID.
-        queue: The queue name, or `None` for the driver's default.
-        metadata: String pairs carried beside the payload.
-        delay_seconds: Seconds before the message becomes visible.
-        enqueued_at: When `JobService` built the message (timezone-aware).
-        group_id: The FIFO message group (the job's `group` key), if any.
+        name: The name on the wire (`jobName`); unique within a module tree.
+        handler: `handler(payload, ctx)`, a `def` or an `async def`.
+        payload_type: The type the decoded JSON payload is converted to, or
+            `None` to pass the decoded JSON through unchanged.
+        retry: The normalized retry policy.
+        queue: The queue this job is sent to, or `None` for the service's default.
+        unique: Payload -> deduplication key (also the job id).
+        group: Payload -> FIFO message group.
+        schedule: For periodic jobs, an EventBridge `rate(...)`/`cron(...)` expression.
+        is_async: Whether the handler is an `async def`.
+        decoder: Decodes a JSON payload to `payload_type` (`None`: untyped).
+        envelope_type: The body of this job as one Struct, tagged by `jobName`,
+            so that a `JobTable` reads the body of any of its jobs in one decode.
     """
 
-    job_name: str
-    payload: object
-    job_id: str
+    name: str
+    handler: Handler[P]
+    payload_type: type[P] | None = None
+    retry: RetryPolicy = DEFAULT_POLICY
     queue: str | None = None
-    metadata: dict[str, str] = msgspec.field(default_factory=dict)
-    delay_seconds: int = 0
-    enqueued_at: datetime = datetime(1970, 1, 1, tzinfo=UTC)
-    group_id: str | None = None
+    unique: Callable[[P], str] | None = None
+    group: Callable[[P], str] | None = None
+    schedule: str | None = None
+    is_async: bool = False
+    decoder: msgspec.json.Decoder[P] | None = None
+    envelope_type: type[msgspec.Struct] | None = None
 
-    @property
-    def body(self) -> str:
-        """The message body on the wire (JSON, camelCase, TypeScript-compatible)."""
-        return encode_message(self).decode()
-
-    @property
-    def deduplication_id(self) -> str:
-        """The FIFO `MessageDeduplicationId`: the job id (its `unique` key when set)."""
-        return self.job_id
+    def __repr__(self) -> str:
+        return f"Job(name={self.name!r})"
 
 
-class EnqueueResult(msgspec.Struct, frozen=True, kw_only=True):
-    """What a driver returns for one enqueued job."""
+class JobTable:
+    """Jobs by name, and the one decoder that reads the body of any of them.
 
-    message_id: str
-    job_id: str
+    The decoder is a msgspec tagged union on `jobName` of every job's
+    `envelope_type`: one pass finds the job and converts its payload.
+    `JobRegistry` (built from a module tree) is a `JobTable`.
+    """
 
+    __slots__ = ("_by_type", "decoder", "jobs")
 
-def encode_message(message: JobMessage) -> bytes:
-    """Encode a message's wire body: `{"jobName", "payload", "jobId", "enqueuedAt", "metadata"}`."""
-    return _encoder.encode(
-        _WireOut(
-            job_name=message.job_name,
-            payload=msgspec.Raw(_encoder.encode(message.payload)),
-            job_id=message.job_id,
-            enqueued_at=format_timestamp(message.enqueued_at),
-            metadata=message.metadata or None,
+    def __init__(self, jobs: Iterable[Job[Any]]) -> None:
+        self.jobs: dict[str, Job[Any]] = {job.name: job for job in jobs}
+        types = [job.envelope_type for job in self.jobs.values() if job.envelope_type is not None]
+        self._by_type: dict[type, Job[Any]] = {
+            job.envelope_type: job for job in self.jobs.values() if job.envelope_type is not None
+        }
+        self.decoder: msgspec.json.Decoder[Any] | None = (
+            msgspec.json.Decoder(Union[tuple(types)]) if types else None  # noqa: UP007  # a runtime union of classes
         )
-    )
+
+    def get(self, name: str) -> Job[Any] | None:
+        """The job registered under `name`, if any."""
+        return self.jobs.get(name)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.jobs
+
+    def __len__(self) -> int:
+        return len(self.jobs)
 
 
-def decode_message(body: str | bytes) -> JobEnvelope:
-    """Decode a message body.
-
-    Raises:
-        MalformedMessageError: The body is not JSON or not a job message.
-    """
-    try:
-        return ENVELOPE_DECODER.decode(body)
-    except msgspec.DecodeError as exc:
-        msg = f"not a glasswork job message: {exc}"
-        raise MalformedMessageError(msg) from exc
-
-
-def build_message(
-    job: Job[Any],
-    payload: object,
-    *,
-    job_id: str,
-    enqueued_at: datetime,
-    queue: str | None = None,
-    metadata: Mapping[str, str] | None = None,
-    delay_seconds: int = 0,
-) -> JobMessage:
-    """Validate a payload against its job and build the message to send.
-
-    The payload is encoded and decoded with the job's own decoder, the exact
-    path the worker takes, so what is accepted here is what the worker accepts.
-
-    Raises:
-        InvalidJobPayloadError: The payload cannot be encoded or does not fit the job's type.
-    """
-    try:
-        raw = _encoder.encode(payload)
-        value = job.decoder.decode(raw) if job.decoder is not None else payload
-    except (msgspec.EncodeError, msgspec.DecodeError, TypeError) as exc:
-        msg = f"job {job.name!r}: invalid payload: {exc}"
-        raise InvalidJobPayloadError(msg, job_name=job.name) from exc
-    group_id = job.group(value) if job.group is not None else None
-    return JobMessage(
-        job_name=job.name,
-        payload=value,
-        job_id=job_id,
-        queue=queue,
-        metadata=dict(metadata) if metadata else {},
-        delay_seconds=delay_seconds,
-        enqueued_at=enqueued_at,
-        group_id=group_id,
-    )
-
-
-# --- the Lambda SQS event -----------------------------------------------------
-
-
-class SQSMessageAttribute(msgspec.Struct, frozen=True, kw_only=True, rename="camel", omit_defaults=True):
-    """One message attribute as Lambda delivers it (lower camel case)."""
-
-    data_type: str = "String"
-    string_value: str | None = None
-    binary_value: str | None = None
-    string_list_values: list[str] = msgspec.field(default_factory=list)
-    binary_list_values: list[str] = msgspec.field(default_factory=list)
-
-
-class SQSRecordAttributes(msgspec.Struct, frozen=True, kw_only=True, rename="pascal", omit_defaults=True):
-    """A record's system attributes; every value is a string, as Lambda sends them."""
-
-    approximate_receive_count: str = "1"
-    sent_timestamp: str = "0"
-    sender_id: str = ""
-    approximate_first_receive_timestamp: str = "0"
-    message_group_id: str | None = None
-    message_deduplication_id: str | None = None
-    sequence_number: str | None = None
-    aws_trace_header: str | None = msgspec.field(default=None, name="AWSTraceHeader")
-    dead_letter_queue_source_arn: str | None = None
-
-
-class SQSRecord(msgspec.Struct, frozen=True, kw_only=True, rename="camel", omit_defaults=True):
-    """One record of a Lambda SQS event, field for field."""
-
-    message_id: Annotated[str, msgspec.Meta(min_length=1)]
-    receipt_handle: str = ""
-    body: str = ""
-    attributes: SQSRecordAttributes = SQSRecordAttributes()
-    message_attributes: dict[str, SQSMessageAttribute] = msgspec.field(default_factory=dict)
-    md5_of_body: str = ""
-    event_source: str = "aws:sqs"
-    event_source_arn: str = msgspec.field(default="", name="eventSourceARN")
-    aws_region: str = ""
-
-    @property
-    def queue_name(self) -> str:
-        """The source queue's name, from `eventSourceARN`."""
-        return self.event_source_arn.rpartition(":")[2]
-
-    @property
-    def is_fifo(self) -> bool:
-        """Whether the record came from a FIFO queue."""
-        return self.attributes.message_group_id is not None
-
-
-class SQSEvent(msgspec.Struct, frozen=True, kw_only=True):
-    """A Lambda SQS event: `{"Records": [...]}`."""
-
-    records: list[SQSRecord] = msgspec.field(name="Records")
-
-
-_RECORD_ATTRIBUTE_DEFAULTS: Final = {
-    "ApproximateReceiveCount": "1",
-    "SentTimestamp": "0",
-    "SenderId": "",
-    "ApproximateFirstReceiveTimestamp": "0",
-}
-
-
-def lambda_record(record: SQSRecord) -> dict[str, object]:
-    """One record as Lambda delivers it: every key present, even when empty.
-
-    `msgspec.to_builtins` leaves out fields equal to their defaults (such as
-    `ApproximateReceiveCount` of `"1"` or `eventSource`); Lambda always sends
-    them, so they are put back here. A missing `md5OfBody` is computed.
-    """
-    built = msgspec.to_builtins(record)
-    attributes = {**_RECORD_ATTRIBUTE_DEFAULTS, **built.get("attributes", {})}
-    message_attributes = {
-        name: {"stringListValues": [], "binaryListValues": [], "dataType": "String", **value}
-        for name, value in built.get("messageAttributes", {}).items()
-    }
-    return {
-        "messageId": record.message_id,
-        "receiptHandle": record.receipt_handle,
-        "body": record.body,
-        "attributes": attributes,
-        "messageAttributes": message_attributes,
-        "md5OfBody": record.md5_of_body or _md5(record.body),
-        "eventSource": record.event_source,
-        "eventSourceARN": record.event_source_arn,
-        "awsRegion": record.aws_region,
-    }
-
-
-def _md5(text: str) -> str:
-    import hashlib  # noqa: PLC0415  # OpenSSL loads only when a record lacks md5OfBody
-
-    return hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
-
-
-def lambda_event(records: Iterable[SQSRecord]) -> dict[str, object]:
-    """The Lambda SQS event for a batch: `{"Records": [...]}`."""
-    return {"Records": [lambda_record(record) for record in records]}
-
-
-def attempt_number(record: SQSRecord) -> int:
-    """The attempt number: `ApproximateReceiveCount`, at least 1.
-
-    SQS counts receives, not runs: a receive that Lambda throttled before the
-    function ran still counts, so this can overcount but never undercounts. A
-    missing or malformed count reads as 1.
-    """
-    count = record.attributes.approximate_receive_count
-    if count.isdigit():
-        return max(int(count), 1)
-    return 1
-
-
-# --- decisions ----------------------------------------------------------------
+# --- outcomes ---------------------------------------------------------------------
 
 ErrorKind: TypeAlias = Literal["transient", "permanent"]
 DeadLetterReason: TypeAlias = Literal[
@@ -507,6 +311,12 @@ Outcome: TypeAlias = Ack | Retry | DeadLetter | Discard | Defer
 """What becomes of a record."""
 
 ACK: Final = Ack()
+_DEFER_GROUP: Final = Defer(reason="fifo_group_blocked")
+_DEFER_TIME: Final = Defer(reason="time_budget")
+_DEFER_UNREADABLE: Final = Defer(reason="unreadable_record")
+
+
+# --- decisions --------------------------------------------------------------------
 
 
 def classify_error(error: BaseException) -> ErrorKind:
@@ -517,9 +327,10 @@ def classify_error(error: BaseException) -> ErrorKind:
 def backoff_delay(backoff: Backoff, attempt: int, jitter: float) -> int:
     """The delay in whole seconds before attempt `attempt + 1`.
 
-    `jitter` in `[0, 1]` scales the exponential ceiling (full jitter). The
-    result never exceeds `backoff.max` nor 12 hours, and for a fixed jitter it
-    never decreases as `attempt` grows.
+    `jitter` in `[0, 1]` scales the exponential ceiling (full jitter); a
+    jitter outside it (or NaN) is clamped. The result never exceeds
+    `backoff.max` nor 12 hours, and for a fixed jitter it never decreases as
+    `attempt` grows.
     """
     cap = min(to_seconds(backoff.max), MAX_DELAY_SECONDS)
     base = to_seconds(backoff.base)
@@ -527,8 +338,18 @@ def backoff_delay(backoff: Backoff, attempt: int, jitter: float) -> int:
         ceiling = min(cap, base * backoff.factor ** max(attempt - 1, 0))
     except OverflowError:
         ceiling = cap
-    jitter = min(max(jitter, 0.0), 1.0)
+    jitter = 1.0 if math.isnan(jitter) else min(max(jitter, 0.0), 1.0)
     return min(math.ceil(ceiling * jitter), int(cap))
+
+
+def _retry_after(error: BaseException) -> float | None:
+    """A `TransientJobError`'s `retry_after` when it is a usable number (NaN and negatives are ignored)."""
+    value = getattr(error, "retry_after", None) if isinstance(error, TransientJobError) else None
+    if isinstance(value, timedelta):
+        value = value.total_seconds()
+    if isinstance(value, int | float) and value >= 0:  # NaN fails the comparison
+        return float(value)
+    return None
 
 
 def decide_retry(
@@ -550,9 +371,11 @@ def decide_retry(
 
     Returns:
         `Retry(delay)` while attempts remain for a transient error; otherwise
-        `DeadLetter` when the policy dead-letters, else `Discard`.
+        `DeadLetter` when the policy dead-letters, else `Discard`. A
+        `retry_after` above 12 hours (infinity included) is clamped to 12
+        hours; one that is not a number `>= 0` is ignored for the policy's backoff.
     """
-    if classify_error(error) == "permanent":
+    if isinstance(error, PermanentJobError):
         reason: DeadLetterReason = (
             "invalid_payload" if isinstance(error, InvalidJobPayloadError) else "permanent_error"
         )
@@ -567,9 +390,9 @@ def decide_retry(
         if policy.dead:
             return DeadLetter(reason="retries_exhausted", error=exhausted)
         return Discard(reason="retries_exhausted", error=exhausted)
-    retry_after = error.retry_after if isinstance(error, TransientJobError) else None
+    retry_after = _retry_after(error)
     if retry_after is not None:
-        delay: int | None = min(math.ceil(retry_after), MAX_DELAY_SECONDS)
+        delay: int | None = MAX_DELAY_SECONDS if retry_after >= MAX_DELAY_SECONDS else math.ceil(retry_after)
     elif policy.backoff is not None:
         delay = backoff_delay(policy.backoff, attempt, jitter)
     else:
@@ -577,234 +400,426 @@ def decide_retry(
     return Retry(delay=delay, error=error)
 
 
-# --- records ------------------------------------------------------------------
-
-
-class JobExecution(msgspec.Struct, frozen=True, kw_only=True):
-    """One attempt of one job, as hooks see it."""
-
-    job_id: str
-    job_name: str
-    payload: object
-    attempt_number: int
-    enqueued_at: datetime
-    metadata: Mapping[str, str]
-    message_id: str
+# --- records ----------------------------------------------------------------------
 
 
 class RecordResult(msgspec.Struct, frozen=True, kw_only=True):
     """What became of one record.
 
     Attributes:
-        record: The record.
+        message_id: The record's `messageId` (`""` when it has none usable).
         outcome: The decision.
-        attempt: The attempt number.
+        attempt: The attempt number (0 when the record was not read).
+        group: The FIFO `MessageGroupId`, if any.
         job: The job, when the body named a registered one.
-        execution: The attempt as hooks see it, when the job is known.
+        context: The attempt's context (what the handler got or would have
+            got), when the job is known.
         ran: Whether the handler was called.
+        raw: The record as given to `process_record`.
     """
 
-    record: SQSRecord
+    message_id: str
     outcome: Outcome
     attempt: int
+    group: str | None = None
     job: Job[Any] | None = None
-    execution: JobExecution | None = None
+    context: JobContext | None = None
     ran: bool = False
+    raw: object = None
+
+    @property
+    def record(self) -> SQSRecord:
+        """The record as an `SQSRecord` (built on access; see `as_record`)."""
+        return as_record(self.raw, self.message_id)
+
+    @property
+    def execution(self) -> JobExecution | None:
+        """The attempt as hooks see it, when the job is known."""
+        return self.context.execution if self.context is not None else None
 
 
 class Runnable(msgspec.Struct, frozen=True, kw_only=True):
-    """A record ready to run: the job found and the payload converted."""
+    """A record ready to run: its job found, its payload converted, its context built."""
 
-    record: SQSRecord
     job: Job[Any]
-    execution: JobExecution
+    payload: object
+    context: JobContext
+    message_id: str
     attempt: int
+    group: str | None
+    raw: object
 
     def result(self, outcome: Outcome, *, ran: bool = True) -> RecordResult:
         """The record's result with this outcome."""
         return RecordResult(
-            record=self.record,
+            message_id=self.message_id,
             outcome=outcome,
             attempt=self.attempt,
+            group=self.group,
             job=self.job,
-            execution=self.execution,
+            context=self.context,
             ran=ran,
+            raw=self.raw,
         )
 
 
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-NO_METADATA: Final[Mapping[str, str]] = MappingProxyType({})
+Runner: TypeAlias = Callable[[Job[Any], object, JobContext], object]
+"""Runs a job's handler: `run(job, payload, ctx)`; whatever it raises is the job's failure."""
+
+_ATTEMPTS: Final = {str(n): n for n in range(1, 101)}
+_NO_GROUPS: Final[frozenset[str]] = frozenset()
+_EMPTY: Final[Mapping[str, object]] = {}
+_STOP: Final = (KeyboardInterrupt, SystemExit, GeneratorExit)
 
 
-def enqueued_time(enqueued_at: str | None, sent_timestamp: object = None) -> datetime:
-    """When a job was enqueued: its `enqueuedAt`, else SQS's `SentTimestamp` (ms), else the epoch.
-
-    A time without a zone is taken as UTC; one that does not parse falls back
-    like a missing one.
-    """
-    if enqueued_at:
-        try:
-            at = datetime.fromisoformat(enqueued_at)
-        except ValueError:
-            pass
-        else:
-            return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
-    if isinstance(sent_timestamp, str) and sent_timestamp.isdigit():
-        try:
-            return _EPOCH + timedelta(milliseconds=int(sent_timestamp))
-        except OverflowError:
-            return _EPOCH
-    return _EPOCH
+def record_group(record: object) -> str | None:
+    """A record's FIFO `MessageGroupId`, read as `prepare_record` reads it (`None`: no group)."""
+    fields = _fields(record)
+    attributes = fields.get("attributes")
+    if type(attributes) is not dict and not isinstance(attributes, Mapping):
+        return None
+    group = attributes.get("MessageGroupId")
+    return group if type(group) is str else None
 
 
-def job_execution(
-    envelope: JobEnvelope,
-    payload: object,
-    *,
-    message_id: str,
-    attempt: int,
-    sent_timestamp: object = None,
-) -> JobExecution:
-    """The `JobExecution` of a decoded body (ids and times fall back as `JobEnvelope` says)."""
-    return JobExecution(
-        job_id=envelope.job_id or message_id,
-        job_name=envelope.job_name,
-        payload=payload,
-        attempt_number=attempt,
-        enqueued_at=enqueued_time(envelope.enqueued_at, sent_timestamp),
-        metadata=envelope.metadata if envelope.metadata is not None else NO_METADATA,
-        message_id=message_id,
-    )
-
-
-def _execution(record: SQSRecord, envelope: JobEnvelope, payload: object, attempt: int) -> JobExecution:
-    return job_execution(
-        envelope,
-        payload,
-        message_id=record.message_id,
-        attempt=attempt,
-        sent_timestamp=record.attributes.sent_timestamp,
-    )
-
-
-def _poison(record: SQSRecord, registry: JobRegistry, attempt: int, error: Exception) -> RecordResult:
-    failure = MalformedMessageError(f"message {record.message_id}: not a glasswork job message: {error}")
-    failure.__cause__ = error
-    outcome = DeadLetter(reason="poison_message", error=failure)
-    try:
-        loose = JSON_DECODER.decode(record.body)
-    except msgspec.DecodeError:
-        return RecordResult(record=record, outcome=outcome, attempt=attempt)
-    name = loose.get("jobName") if isinstance(loose, dict) else None
-    job = registry.jobs.get(name) if isinstance(name, str) else None
-    if job is None:
-        return RecordResult(record=record, outcome=outcome, attempt=attempt)
-    envelope = JobEnvelope(job_name=job.name)
-    return RecordResult(
-        record=record,
-        outcome=outcome,
-        attempt=attempt,
-        job=job,
-        execution=_execution(record, envelope, loose.get("payload"), attempt),
-    )
+def _fields(record: object) -> Mapping[str, object]:
+    if type(record) is dict or isinstance(record, Mapping):
+        return record
+    if isinstance(record, SQSRecord):
+        return lambda_record(record)
+    return _EMPTY
 
 
 def prepare_record(
-    record: SQSRecord,
-    registry: JobRegistry,
+    record: object,
+    jobs: JobTable,
     *,
-    default_policy: RetryPolicy = _DEFAULT_POLICY,
+    services: Services = NO_SERVICES,
+    lambda_context: LambdaContext | None = None,
+    blocked_groups: Container[str] = _NO_GROUPS,
+    time_left_ms: int | None = None,
+    time_margin_ms: int = 0,
     max_body_bytes: int = MAX_MESSAGE_BYTES,
+    default_policy: RetryPolicy = DEFAULT_POLICY,
 ) -> Runnable | RecordResult:
-    """Decode a record's body, find its job and convert its payload.
-
-    Args:
-        record: The record.
-        registry: The jobs, by name.
-        default_policy: The policy for a job name that is not registered.
-        max_body_bytes: A larger body is dead-lettered as poison without being decoded.
+    """The first half of `process_record`: read a record, up to the handler call.
 
     Returns:
         A `Runnable` when the handler should run; otherwise the record's
-        `RecordResult` (poison body, unknown job, invalid payload).
+        `RecordResult` (not run: FIFO group blocked, time out, poison body,
+        unknown job, invalid payload). Never raises.
     """
-    attempt = attempt_number(record)
-    body = record.body
-    if len(body) * 4 > max_body_bytes and len(body.encode()) > max_body_bytes:
-        too_big = MalformedMessageError(
-            f"message {record.message_id}: body is {len(body.encode())} bytes, "
-            f"over the limit of {max_body_bytes}"
-        )
+    fields = _fields(record)
+    message_id = fields.get("messageId")
+    if type(message_id) is not str or not message_id:
+        return RecordResult(message_id="", outcome=_DEFER_UNREADABLE, attempt=0, raw=record)
+    attributes = fields.get("attributes")
+    if type(attributes) is not dict and not isinstance(attributes, Mapping):
+        attributes = _EMPTY
+    count = attributes.get("ApproximateReceiveCount")
+    attempt = _ATTEMPTS.get(count) if type(count) is str else None
+    if attempt is None:
+        attempt = max(read_count(count) or 1, 1)
+    group = attributes.get("MessageGroupId")
+    if type(group) is not str:
+        group = None
+    elif group in blocked_groups:
         return RecordResult(
-            record=record, outcome=DeadLetter(reason="poison_message", error=too_big), attempt=attempt
+            message_id=message_id, outcome=_DEFER_GROUP, attempt=attempt, group=group, raw=record
         )
-    try:
-        envelope = ENVELOPE_DECODER.decode(record.body)
-    except msgspec.DecodeError as exc:
-        return _poison(record, registry, attempt, exc)
-    job = registry.jobs.get(envelope.job_name)
-    if job is None:
-        unknown = UnknownJobError(envelope.job_name)
-        outcome: Outcome
-        if attempt < default_policy.max_attempts:
-            outcome = Retry(delay=None, error=unknown)
+    if time_left_ms is not None and time_left_ms < time_margin_ms:
+        return RecordResult(
+            message_id=message_id, outcome=_DEFER_TIME, attempt=attempt, group=group, raw=record
+        )
+    body = fields.get("body")
+    decoder = jobs.decoder
+    if type(body) is str and decoder is not None and len(body) * 4 <= max_body_bytes:
+        try:
+            envelope = decoder.decode(body)
+        except (ValueError, RecursionError):
+            pass
         else:
-            outcome = DeadLetter(reason="unknown_job", error=unknown)
-        return RecordResult(record=record, outcome=outcome, attempt=attempt)
-    decoder = job.decoder
-    try:
-        payload = (decoder or JSON_DECODER).decode(envelope.payload)
-    except msgspec.DecodeError as exc:
-        invalid = InvalidJobPayloadError(f"job {job.name!r}: invalid payload: {exc}", job_name=job.name)
-        invalid.__cause__ = exc
-        return RecordResult(
-            record=record,
-            outcome=decide_retry(invalid, attempt=attempt, policy=job.retry, job_name=job.name),
+            job = jobs._by_type[type(envelope)]  # the table's own index
+            payload = envelope.payload
+            return Runnable(
+                job=job,
+                payload=payload,
+                context=JobContext.of_record(
+                    services=services,
+                    lambda_context=lambda_context,
+                    job_name=job.name,
+                    payload=payload,
+                    envelope=envelope,
+                    message_id=message_id,
+                    attempt=attempt,
+                    sent_timestamp=attributes.get("SentTimestamp"),
+                ),
+                message_id=message_id,
+                attempt=attempt,
+                group=group,
+                raw=record,
+            )
+    return _read_slowly(
+        _Header(
+            message_id=message_id,
             attempt=attempt,
-            job=job,
-            execution=_execution(record, envelope, None, attempt),
-        )
-    return Runnable(
-        record=record,
-        job=job,
-        execution=_execution(record, envelope, payload, attempt),
-        attempt=attempt,
+            group=group,
+            raw=record,
+            sent_timestamp=attributes.get("SentTimestamp"),
+            services=services,
+            lambda_context=lambda_context,
+        ),
+        body,
+        jobs,
+        max_body_bytes=max_body_bytes,
+        default_policy=default_policy,
     )
 
 
+class _Header(msgspec.Struct, frozen=True, kw_only=True):
+    """What `prepare_record` read of a record before its body, for the slow path."""
+
+    message_id: str
+    attempt: int
+    group: str | None
+    raw: object
+    sent_timestamp: object
+    services: Services
+    lambda_context: LambdaContext | None
+
+    def result(
+        self, outcome: Outcome, job: Job[Any] | None = None, ctx: JobContext | None = None
+    ) -> RecordResult:
+        return RecordResult(
+            message_id=self.message_id,
+            outcome=outcome,
+            attempt=self.attempt,
+            group=self.group,
+            job=job,
+            context=ctx,
+            raw=self.raw,
+        )
+
+    def context(self, job: Job[Any], payload: object, envelope: object) -> JobContext:
+        return JobContext.of_record(
+            services=self.services,
+            lambda_context=self.lambda_context,
+            job_name=job.name,
+            payload=payload,
+            envelope=envelope,
+            message_id=self.message_id,
+            attempt=self.attempt,
+            sent_timestamp=self.sent_timestamp,
+        )
+
+
+def _read_slowly(
+    head: _Header, body: object, jobs: JobTable, *, max_body_bytes: int, default_policy: RetryPolicy
+) -> Runnable | RecordResult:
+    """Tell apart what the one-pass decode refused: poison, unknown job, invalid payload.
+
+    A body can also pass here that the one-pass decode refused for a reason
+    the two steps accept (a missing `payload` for a job whose type allows
+    `null`); it then runs like any other.
+    """
+    if type(body) is not str:
+        error = MalformedMessageError(
+            f"message {head.message_id}: body is {type(body).__name__}, not a string"
+        )
+        return head.result(DeadLetter(reason="poison_message", error=error))
+    size = len(body.encode("utf-8", "surrogatepass")) if len(body) * 4 > max_body_bytes else 0
+    if size > max_body_bytes:
+        error = MalformedMessageError(
+            f"message {head.message_id}: body is {size} bytes, over the limit of {max_body_bytes}"
+        )
+        return head.result(DeadLetter(reason="poison_message", error=error))
+    try:
+        envelope = ENVELOPE_DECODER.decode(body)
+    except (ValueError, RecursionError) as exc:
+        return _poison(head, body, jobs, exc)
+    job = jobs.jobs.get(envelope.job_name)
+    if job is None:
+        unknown = UnknownJobError(envelope.job_name)
+        if head.attempt < default_policy.max_attempts:
+            return head.result(Retry(delay=None, error=unknown))
+        return head.result(DeadLetter(reason="unknown_job", error=unknown))
+    try:
+        payload = (job.decoder or JSON_DECODER).decode(envelope.payload)
+    except (ValueError, RecursionError) as exc:
+        invalid = InvalidJobPayloadError(
+            f"job {job.name!r}: invalid payload: {_reason(exc)}", job_name=job.name
+        )
+        invalid.__cause__ = exc
+        decision = decide_retry(invalid, attempt=head.attempt, policy=job.retry, job_name=job.name)
+        return head.result(decision, job, head.context(job, None, envelope))
+    return Runnable(
+        job=job,
+        payload=payload,
+        context=head.context(job, payload, envelope),
+        message_id=head.message_id,
+        attempt=head.attempt,
+        group=head.group,
+        raw=head.raw,
+    )
+
+
+def _reason(error: BaseException) -> str:
+    if isinstance(error, RecursionError):
+        return "nested too deeply"
+    return str(error)
+
+
+def _poison(head: _Header, body: str, jobs: JobTable, error: BaseException) -> RecordResult:
+    failure = MalformedMessageError(
+        f"message {head.message_id}: not a glasswork job message: {_reason(error)}"
+    )
+    failure.__cause__ = error
+    outcome = DeadLetter(reason="poison_message", error=failure)
+    try:
+        loose = JSON_DECODER.decode(body)
+    except (ValueError, RecursionError):
+        return head.result(outcome)
+    name = loose.get("jobName") if isinstance(loose, dict) else None
+    job = jobs.jobs.get(name) if isinstance(name, str) else None
+    if job is None:
+        return head.result(outcome)
+    return head.result(outcome, job, head.context(job, loose.get("payload"), None))
+
+
+def finish_record(runnable: Runnable, error: BaseException | None, *, jitter: float = 1.0) -> RecordResult:
+    """The second half of `process_record`: the result of a handler that returned or raised."""
+    if error is None:
+        return runnable.result(ACK)
+    job = runnable.job
+    return runnable.result(
+        decide_retry(error, attempt=runnable.attempt, policy=job.retry, jitter=jitter, job_name=job.name)
+    )
+
+
+def call_handler(job: Job[Any], payload: object, ctx: JobContext) -> object:
+    """The default runner: call the handler; an `async def` handler runs on this thread's event loop."""
+    returned = job.handler(payload, ctx)
+    if returned is not None and is_awaitable(returned):
+        return thread_loop().run_until_complete(_awaited(returned))
+    return returned
+
+
+async def call_handler_async(job: Job[Any], payload: object, ctx: JobContext) -> object:
+    """The default async runner: call the handler and await what it returns, if awaitable."""
+    returned = job.handler(payload, ctx)
+    if returned is not None and is_awaitable(returned):
+        return await returned
+    return returned
+
+
+async def _awaited(awaitable: Awaitable[object]) -> object:
+    return await awaitable
+
+
 def process_record(
-    record: SQSRecord,
-    registry: JobRegistry,
+    record: object,
+    jobs: JobTable,
     *,
-    run: Callable[[Runnable], object],
+    run: Runner = call_handler,
     jitter: float = 1.0,
+    services: Services = NO_SERVICES,
+    lambda_context: LambdaContext | None = None,
+    blocked_groups: Container[str] = _NO_GROUPS,
+    time_left_ms: int | None = None,
+    time_margin_ms: int = 0,
+    max_body_bytes: int = MAX_MESSAGE_BYTES,
+    default_policy: RetryPolicy = DEFAULT_POLICY,
 ) -> RecordResult:
-    """Run one record through the pipeline: decode, find the job, run, decide.
+    """Run one record through the pipeline: read, decode, find the job, run, decide.
 
     Args:
-        record: The Lambda SQS record.
-        registry: The jobs, by name.
-        run: Runs the handler of a `Runnable` (the one effect, injected);
-            whatever it raises is the job's failure.
+        record: One record of a Lambda SQS event, as Lambda delivers it (a
+            dict), or an `SQSRecord`. Any value is accepted: what cannot be
+            read gets its outcome from the table.
+        jobs: The jobs (a `JobRegistry` or `JobTable`).
+        run: Runs the handler (the one effect, injected): `run(job, payload, ctx)`.
         jitter: A number in `[0, 1]` for the backoff's full jitter.
+        services: `ctx.services`.
+        lambda_context: `ctx.lambda_context`.
+        blocked_groups: FIFO message groups in which an earlier record of
+            this batch was reported failed.
+        time_left_ms: Milliseconds of Lambda time left (`None`: no limit).
+        time_margin_ms: Do not start a record with less time left than this.
+        max_body_bytes: A larger body is poison, not decoded.
+        default_policy: The policy of a job name that is not registered.
 
     Returns:
         The record's result; performing it (delete, dead-letter, visibility)
-        is the caller's business.
+        and firing hooks is the caller's business. Never raises, but for
+        `KeyboardInterrupt`, `SystemExit` and `GeneratorExit` from `run`.
     """
-    prepared = prepare_record(record, registry)
-    if isinstance(prepared, RecordResult):
-        return prepared
+    ready = prepare_record(
+        record,
+        jobs,
+        services=services,
+        lambda_context=lambda_context,
+        blocked_groups=blocked_groups,
+        time_left_ms=time_left_ms,
+        time_margin_ms=time_margin_ms,
+        max_body_bytes=max_body_bytes,
+        default_policy=default_policy,
+    )
+    if isinstance(ready, RecordResult):
+        return ready
     try:
-        run(prepared)
-    except Exception as exc:  # noqa: BLE001  # any handler error is data here
-        return prepared.result(
-            decide_retry(
-                exc,
-                attempt=prepared.attempt,
-                policy=prepared.job.retry,
-                jitter=jitter,
-                job_name=prepared.job.name,
-            )
-        )
-    return prepared.result(ACK)
+        run(ready.job, ready.payload, ready.context)
+    except _STOP:
+        raise
+    except BaseException as exc:  # noqa: BLE001  # whatever a job raises is data, CancelledError included
+        return finish_record(ready, exc, jitter=jitter)
+    return ready.result(ACK)
+
+
+async def process_record_async(
+    record: object,
+    jobs: JobTable,
+    *,
+    run: Callable[[Job[Any], object, JobContext], Awaitable[object]] = call_handler_async,
+    jitter: float = 1.0,
+    services: Services = NO_SERVICES,
+    lambda_context: LambdaContext | None = None,
+    blocked_groups: Container[str] = _NO_GROUPS,
+    time_left_ms: int | None = None,
+    time_margin_ms: int = 0,
+    max_body_bytes: int = MAX_MESSAGE_BYTES,
+    default_policy: RetryPolicy = DEFAULT_POLICY,
+) -> RecordResult:
+    """`process_record` with an awaited runner: the same two halves around `await run(...)`."""
+    ready = prepare_record(
+        record,
+        jobs,
+        services=services,
+        lambda_context=lambda_context,
+        blocked_groups=blocked_groups,
+        time_left_ms=time_left_ms,
+        time_margin_ms=time_margin_ms,
+        max_body_bytes=max_body_bytes,
+        default_policy=default_policy,
+    )
+    if isinstance(ready, RecordResult):
+        return ready
+    try:
+        await run(ready.job, ready.payload, ready.context)
+    except _STOP:
+        raise
+    except BaseException as exc:  # noqa: BLE001  # whatever a job raises is data, CancelledError included
+        return finish_record(ready, exc, jitter=jitter)
+    return ready.result(ACK)
+
+
+def decode_message(body: str | bytes) -> JobEnvelope:
+    """Decode a message body to a `JobEnvelope` (payload left raw).
+
+    Raises:
+        MalformedMessageError: The body is not JSON, not a job message, or nested too deeply.
+    """
+    try:
+        return ENVELOPE_DECODER.decode(body)
+    except (ValueError, RecursionError) as exc:
+        msg = f"not a glasswork job message: {_reason(exc)}"
+        raise MalformedMessageError(msg) from exc

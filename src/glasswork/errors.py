@@ -31,7 +31,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from glasswork.core import EnqueueResult, JobMessage
+    from glasswork._wire import EnqueueResult, JobMessage
 
 __all__ = [
     "BatchEnqueueError",
@@ -63,15 +63,19 @@ class TransientJobError(GlassworkError):
     Args:
         message: What went wrong.
         retry_after: When to try again, in seconds or as a `timedelta`;
-            overrides the job's backoff for this attempt.
+            overrides the job's backoff for this attempt. Infinity (or
+            anything above 12 hours) means 12 hours, SQS's longest delay.
+
+    Raises:
+        ValueError: `retry_after` is negative or NaN.
     """
 
     def __init__(self, message: str = "", *, retry_after: float | timedelta | None = None) -> None:
         super().__init__(message)
         if isinstance(retry_after, timedelta):
             retry_after = retry_after.total_seconds()
-        if retry_after is not None and retry_after < 0:
-            msg = f"retry_after must be >= 0 seconds, got {retry_after}"
+        if retry_after is not None and not retry_after >= 0:  # also refuses NaN
+            msg = f"retry_after must be a number of seconds >= 0, got {retry_after}"
             raise ValueError(msg)
         self.retry_after: float | None = retry_after
 

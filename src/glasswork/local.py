@@ -32,7 +32,7 @@ from typing import Final, TypeAlias
 
 import msgspec
 
-from glasswork.core import SQSRecord, lambda_event, lambda_record
+from glasswork._wire import SQSRecord, lambda_event, lambda_record
 from glasswork.drivers.base import ConsumingDriver, QueueCounts
 from glasswork.errors import DriverError, QueueNotFoundError
 

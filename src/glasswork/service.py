@@ -10,17 +10,15 @@ from typing import Final, TypeVar, overload
 
 import msgspec
 
-from glasswork._jobs import Job
+from glasswork._jobs import Job, build_message
 from glasswork._runtime import new_id
-from glasswork.core import (
+from glasswork._wire import (
     MAX_MESSAGE_BYTES,
-    Duration,
     EnqueueResult,
     JobMessage,
-    build_message,
     encode_message,
-    to_seconds,
 )
+from glasswork.core import Duration, to_seconds
 from glasswork.drivers.base import ATTR_JOB_NAME, BatchQueueDriver, QueueDriver
 from glasswork.errors import BatchEnqueueError, DriverError, GlassworkError, PayloadTooLargeError
 

@@ -16,6 +16,7 @@ does not import this module.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import itertools
 import uuid
@@ -25,27 +26,37 @@ from typing import Any, Generic, Literal, TypeAlias, TypeVar, assert_never
 
 import msgspec
 
-from glasswork._jobs import Job, JobRegistry, Module
+from glasswork._jobs import JobRegistry, Module
 from glasswork._runtime import is_awaitable, thread_loop
+from glasswork._wire import (
+    JSON_DECODER,
+    JobExecution,
+    JobMessage,
+    SQSMessageAttribute,
+    SQSRecord,
+    SQSRecordAttributes,
+    encode_message,
+    format_timestamp,
+    lambda_event,
+)
 from glasswork.context import JobContext, LambdaContext, Services
 from glasswork.core import (
     Ack,
     DeadLetter,
     DeadLetterReason,
+    Defer,
     Discard,
-    JobExecution,
-    JobMessage,
+    Job,
+    JobTable,
+    RecordResult,
     Retry,
-    SQSMessageAttribute,
-    SQSRecord,
-    SQSRecordAttributes,
     decide_retry,
-    encode_message,
-    lambda_event,
+    process_record,
+    process_record_async,
 )
 from glasswork.drivers.base import ATTR_JOB_NAME, WorkerDriver
 from glasswork.drivers.memory import MockQueueDriver
-from glasswork.errors import InvalidJobPayloadError
+from glasswork.errors import InvalidJobPayloadError, RetryExhaustedError
 from glasswork.worker import Worker, WorkerHooks, bootstrap_worker
 
 __all__ = [
@@ -383,70 +394,96 @@ class JobRun(msgspec.Struct, Generic[P], frozen=True, kw_only=True):
             raise self.error
 
 
-class _Prepared(msgspec.Struct, frozen=True, kw_only=True):
-    job: Job[Any]
-    context: JobContext
-    policy_attempt: int
-    payload: object
-    invalid: InvalidJobPayloadError | None
+class _Attempt(msgspec.Struct, frozen=True, kw_only=True):
+    """A job and payload made into the record `process_record` reads, or the reason it cannot be."""
+
+    table: JobTable
+    record: dict[str, object]
+    services: Services
+    invalid: InvalidJobPayloadError | None = None
 
 
-def _prepare(
+def _attempt(
     job: Job[Any],
     payload: object,
     *,
     services: Mapping[str, object] | Services | None,
     attempt: int,
     metadata: Mapping[str, str] | None,
-    lambda_context: LambdaContext | None,
     job_id: str | None,
     message_id: str,
     enqueued_at: datetime,
-) -> _Prepared:
+) -> _Attempt:
+    values = services if isinstance(services, Services) else Services(services or {})
     invalid: InvalidJobPayloadError | None = None
     value: object = None
     try:
         raw = msgspec.json.encode(payload)
-        value = job.decoder.decode(raw) if job.decoder is not None else msgspec.json.decode(raw)
-    except (msgspec.EncodeError, msgspec.DecodeError, TypeError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
+        raw = b"null"
         invalid = InvalidJobPayloadError(f"job {job.name!r}: invalid payload: {exc}", job_name=job.name)
         invalid.__cause__ = exc
-    if job_id is None:
-        job_id = job.unique(value) if job.unique is not None and invalid is None else f"{job.name}-test"
-    attempt = max(attempt, 1)
-    execution = JobExecution(
-        job_id=job_id,
-        job_name=job.name,
-        payload=value,
-        attempt_number=attempt,
-        enqueued_at=enqueued_at if enqueued_at.tzinfo is not None else enqueued_at.replace(tzinfo=UTC),
-        metadata=dict(metadata or {}),
-        message_id=message_id,
-    )
-    values = services if isinstance(services, Services) else Services(services or {})
-    context = JobContext(services=values, execution=execution, lambda_context=lambda_context)
-    return _Prepared(job=job, context=context, policy_attempt=attempt, payload=value, invalid=invalid)
-
-
-def _finish(
-    prepared: _Prepared, *, ran: bool, error: BaseException | None, returned: object, jitter: float
-) -> JobRun[Any]:
-    job = prepared.job
-    outcome: JobOutcome
-    if error is None:
-        outcome = Ack()
     else:
-        outcome = decide_retry(
-            error, attempt=prepared.policy_attempt, policy=job.retry, jitter=jitter, job_name=job.name
-        )
+        with contextlib.suppress(ValueError, RecursionError):  # process_record reports it
+            value = job.decoder.decode(raw) if job.decoder is not None else JSON_DECODER.decode(raw)
+    if job_id is None:
+        job_id = job.unique(value) if job.unique is not None and value is not None else f"{job.name}-test"
+    at = enqueued_at if enqueued_at.tzinfo is not None else enqueued_at.replace(tzinfo=UTC)
+    body = {
+        "jobName": job.name,
+        "payload": msgspec.Raw(raw),
+        "jobId": job_id,
+        "enqueuedAt": format_timestamp(at),
+        "metadata": dict(metadata or {}),
+    }
+    record: dict[str, object] = {
+        "messageId": message_id,
+        "body": msgspec.json.encode(body).decode(),
+        "attributes": {"ApproximateReceiveCount": str(max(attempt, 1))},
+    }
+    return _Attempt(table=JobTable([job]), record=record, services=values, invalid=invalid)
+
+
+def _run_of(job: Job[Any], result: RecordResult, returned: list[object]) -> JobRun[Any]:
+    outcome = result.outcome
+    assert not isinstance(outcome, Defer)
+    error: BaseException | None = None
+    if not isinstance(outcome, Ack):
+        error = outcome.error
+        if isinstance(error, RetryExhaustedError) and error.__cause__ is not None:
+            error = error.__cause__
+    execution = result.execution
+    assert execution is not None
     return JobRun(
         job_name=job.name,
         outcome=outcome,
         error=error,
-        ran=ran,
-        execution=prepared.context.execution,
-        payload=prepared.payload if prepared.invalid is None else None,
-        returned=returned,
+        ran=result.ran,
+        execution=execution,
+        payload=execution.payload if result.ran else None,
+        returned=returned[0] if returned else None,
+    )
+
+
+def _unencodable(
+    job: Job[Any], attempt: _Attempt, invalid: InvalidJobPayloadError, jitter: float
+) -> JobRun[Any]:
+    """A payload that is not even JSON: the outcome `process_record` gives an invalid payload."""
+    record = attempt.record
+    execution = JobExecution(
+        job_id=f"{job.name}-test",
+        job_name=job.name,
+        payload=None,
+        attempt_number=int(str(record["attributes"]["ApproximateReceiveCount"])),  # type: ignore[index]  # built above
+        enqueued_at=_DEFAULT_ENQUEUED_AT,
+        metadata={},
+        message_id=str(record["messageId"]),
+    )
+    outcome = decide_retry(
+        invalid, attempt=execution.attempt_number, policy=job.retry, jitter=jitter, job_name=job.name
+    )
+    return JobRun(
+        job_name=job.name, outcome=outcome, error=invalid, ran=False, execution=execution, payload=None
     )
 
 
@@ -465,11 +502,12 @@ def run_job(
 ) -> JobRun[P]:
     """Run one job's handler once, as the worker would, and return its outcome.
 
-    The payload goes through JSON and the job's own decoder first, exactly as
-    on the worker: a dict becomes the job's Struct, and a payload that does
-    not fit gives an `InvalidJobPayloadError` outcome without running the
-    handler. An `async def` handler runs on this thread's event loop (from
-    async code, use `run_job_async`). No hook, queue or driver is involved.
+    The job and payload become the record the worker would receive, and that
+    record goes through `process_record`, the worker's own pipeline: a dict
+    becomes the job's Struct, and a payload that does not fit gives an
+    `InvalidJobPayloadError` outcome without running the handler. An
+    `async def` handler runs on this thread's event loop (from async code, use
+    `run_job_async`). No hook, queue or driver is involved.
 
     Args:
         job: The job.
@@ -490,45 +528,54 @@ def run_job(
         RuntimeError: The handler is async and an event loop is already
             running in this thread (use `run_job_async`).
     """
-    prepared = _prepare(
+    made = _attempt(
         job,
         payload,
         services=services,
         attempt=attempt,
         metadata=metadata,
-        lambda_context=lambda_context,
         job_id=job_id,
         message_id=message_id,
         enqueued_at=enqueued_at,
     )
-    if prepared.invalid is not None:
-        return _finish(prepared, ran=False, error=prepared.invalid, returned=None, jitter=jitter)
-    try:
-        returned = job.handler(prepared.payload, prepared.context)  # type: ignore[arg-type]  # converted by the decoder
-    except Exception as exc:  # noqa: BLE001  # every handler error is the run's outcome
-        return _finish(prepared, ran=True, error=exc, returned=None, jitter=jitter)
-    if is_awaitable(returned):
-        _refuse_inside_a_running_loop(returned, job.name)
-        try:
-            returned = thread_loop().run_until_complete(_awaited(returned))
-        except Exception as exc:  # noqa: BLE001  # every handler error is the run's outcome
-            return _finish(prepared, ran=True, error=exc, returned=None, jitter=jitter)
-    return _finish(prepared, ran=True, error=None, returned=returned, jitter=jitter)
+    if made.invalid is not None:
+        return _unencodable(job, made, made.invalid, jitter)
+    returned: list[object] = []
+    refused: list[str] = []
+
+    def run(job: Job[Any], payload: object, ctx: JobContext) -> None:
+        value = job.handler(payload, ctx)
+        if is_awaitable(value):
+            if _loop_running():
+                close = getattr(value, "close", None)
+                if callable(close):
+                    close()
+                refused.append(job.name)
+                raise _Refused
+            value = thread_loop().run_until_complete(_awaited(value))
+        returned.append(value)
+
+    result = process_record(
+        made.record, made.table, run=run, jitter=jitter, services=made.services, lambda_context=lambda_context
+    )
+    if refused:
+        msg = f"job {refused[0]!r} is async and an event loop is running here: use `await run_job_async(...)`"
+        raise RuntimeError(msg)
+    return _run_of(job, result, returned)
 
 
-def _refuse_inside_a_running_loop(awaitable: Awaitable[object], name: str) -> None:
-    """`run_job` cannot wait for a coroutine from inside a running event loop; say so plainly."""
+class _Refused(Exception):  # noqa: N818  # a signal inside run_job, never seen outside
+    """Raised inside `run_job`'s runner when an async handler meets a running loop."""
+
+
+def _loop_running() -> bool:
     import asyncio  # noqa: PLC0415  # only for async handlers
 
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return
-    close = getattr(awaitable, "close", None)
-    if callable(close):
-        close()
-    msg = f"job {name!r} is async and an event loop is running here: use `await run_job_async(...)`"
-    raise RuntimeError(msg)
+        return False
+    return True
 
 
 async def run_job_async(
@@ -548,26 +595,30 @@ async def run_job_async(
 
     Args and Returns: as for `run_job`.
     """
-    prepared = _prepare(
+    made = _attempt(
         job,
         payload,
         services=services,
         attempt=attempt,
         metadata=metadata,
-        lambda_context=lambda_context,
         job_id=job_id,
         message_id=message_id,
         enqueued_at=enqueued_at,
     )
-    if prepared.invalid is not None:
-        return _finish(prepared, ran=False, error=prepared.invalid, returned=None, jitter=jitter)
-    try:
-        returned = job.handler(prepared.payload, prepared.context)  # type: ignore[arg-type]  # converted by the decoder
-        if is_awaitable(returned):
-            returned = await returned
-    except Exception as exc:  # noqa: BLE001  # every handler error is the run's outcome
-        return _finish(prepared, ran=True, error=exc, returned=None, jitter=jitter)
-    return _finish(prepared, ran=True, error=None, returned=returned, jitter=jitter)
+    if made.invalid is not None:
+        return _unencodable(job, made, made.invalid, jitter)
+    returned: list[object] = []
+
+    async def run(job: Job[Any], payload: object, ctx: JobContext) -> None:
+        value = job.handler(payload, ctx)
+        if is_awaitable(value):
+            value = await value
+        returned.append(value)
+
+    result = await process_record_async(
+        made.record, made.table, run=run, jitter=jitter, services=made.services, lambda_context=lambda_context
+    )
+    return _run_of(job, result, returned)
 
 
 async def _awaited(awaitable: Awaitable[object]) -> object:

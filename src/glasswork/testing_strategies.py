@@ -36,16 +36,15 @@ from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
 from glasswork._jobs import Job
+from glasswork._wire import SQSRecord, format_timestamp
 from glasswork.core import (
     Ack,
     Backoff,
     Defer,
     Outcome,
     RetryPolicy,
-    SQSRecord,
     decide_retry,
     decode_message,
-    format_timestamp,
 )
 from glasswork.errors import MalformedMessageError, PermanentJobError, TransientJobError
 from glasswork.testing import FakeLambdaContext, job_body, sqs_event, sqs_record

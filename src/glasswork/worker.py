@@ -16,36 +16,29 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple, TypeAlias, assert_never, cast
+from typing import Any, Final, Literal, TypeAlias, assert_never, cast
 
 import msgspec
 
-if TYPE_CHECKING:
-    import asyncio
-
-from glasswork._jobs import Job, JobRegistry, Module
+from glasswork._jobs import JobRegistry, Module
 from glasswork._runtime import is_async_callable, is_awaitable, new_id, thread_loop
+from glasswork._wire import MAX_MESSAGE_BYTES, JobExecution, format_timestamp
 from glasswork.context import JobContext, LambdaContext, Services
 from glasswork.core import (
-    ACK,
-    ENVELOPE_DECODER,
-    JSON_DECODER,
-    MAX_MESSAGE_BYTES,
     Ack,
     DeadLetter,
     Defer,
     Discard,
     Duration,
-    JobExecution,
+    Job,
     Outcome,
     RecordResult,
     Retry,
-    Runnable,
-    SQSRecord,
-    decide_retry,
-    prepare_record,
+    process_record,
+    process_record_async,
+    record_group,
     to_seconds,
 )
 from glasswork.drivers.base import DeadLetterInfo, VisibilityChange, WorkerDriver
@@ -54,6 +47,7 @@ from glasswork.errors import (
     GlassworkError,
     InvalidEventError,
     InvalidJobPayloadError,
+    RetryExhaustedError,
     ServiceError,
     UnknownJobError,
 )
@@ -65,6 +59,8 @@ _log: Final = logging.getLogger("glasswork.worker")
 StartHook: TypeAlias = Callable[[JobExecution, JobContext], object | Awaitable[object]]
 ErrorHook: TypeAlias = Callable[[JobExecution, JobContext, BaseException], object | Awaitable[object]]
 Disposition: TypeAlias = Literal["succeeded", "failed", "dead_lettered", "discarded"]
+_HookCall: TypeAlias = tuple[Callable[..., object], tuple[object, ...]]
+_STOP: Final = (KeyboardInterrupt, SystemExit, GeneratorExit)
 
 
 class WorkerHooks(msgspec.Struct, frozen=True, kw_only=True):
@@ -103,7 +99,7 @@ class Settled(msgspec.Struct, frozen=True, kw_only=True):
         result: The pure pipeline's result.
         disposition: `succeeded`, `failed` (reported in `batchItemFailures`),
             `dead_lettered` (the DLQ send succeeded) or `discarded`.
-        duration: Seconds the handler ran (0 when it did not run).
+        duration: Seconds the record took, its handler and hooks included.
     """
 
     result: RecordResult
@@ -112,15 +108,16 @@ class Settled(msgspec.Struct, frozen=True, kw_only=True):
 
     @property
     def message_id(self) -> str:
-        """The record's SQS message id."""
-        return self.result.record.message_id
+        """The record's SQS message id (`""` for a record without one)."""
+        return self.result.message_id
 
 
 class BatchReport(msgspec.Struct, frozen=True, kw_only=True):
     """Every record of an SQS batch, each settled exactly once, in input order.
 
-    A record without a usable `messageId` cannot be reported to Lambda and is
-    not listed (it is logged); no record SQS sends lacks one.
+    A record without a usable `messageId` cannot be reported to Lambda: it is
+    listed with message id `""`, logged, and left out of the response (no
+    record SQS sends lacks one).
     """
 
     settled: list[Settled]
@@ -128,12 +125,7 @@ class BatchReport(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def failed_ids(self) -> list[str]:
         """Message ids to report in `batchItemFailures`, in input order, without repeats."""
-        return list(dict.fromkeys(s.message_id for s in self.settled if s.disposition == "failed"))
-
-    @property
-    def unreadable(self) -> list[str]:
-        """Message ids of records that were not valid SQS records (reported failed)."""
-        return [s.message_id for s in self.settled if s.result.outcome is _DEFER_UNREADABLE]
+        return _failed_ids(self.settled)
 
     def response(self) -> dict[str, list[dict[str, str]]]:
         """The Lambda partial batch response."""
@@ -144,28 +136,15 @@ class BatchReport(msgspec.Struct, frozen=True, kw_only=True):
         return [s.message_id for s in self.settled if s.disposition == disposition]
 
 
-class _Call(NamedTuple):
-    """A call the general path asks its driver to make: a hook, or the job's handler."""
+def _failed_ids(settled: Sequence[Settled]) -> list[str]:
+    return list(
+        dict.fromkeys(
+            s.result.message_id for s in settled if s.disposition == "failed" and s.result.message_id
+        )
+    )
 
-    fn: Callable[..., object]
-    args: tuple[object, ...]
-    hook: bool = True
 
-
-_Steps: TypeAlias = Generator[_Call, Exception | None, "Settled"]
-
-_DEFER_GROUP: Final = Defer(reason="fifo_group_blocked")
-_DEFER_TIME: Final = Defer(reason="time_budget")
-_DEFER_UNREADABLE: Final = Defer(reason="unreadable_record")
-_SKIPPED: Final = Settled(
-    result=RecordResult(record=SQSRecord(message_id="-"), outcome=_DEFER_UNREADABLE, attempt=0),
-    disposition="failed",
-)
-"""Marks a record without a usable `messageId`: logged, and left out of the response."""
-_ATTEMPTS: Final = {str(n): n for n in range(1, 1001)}
-"""`ApproximateReceiveCount` strings the fast path reads without parsing; others take the general path."""
 _NOT_SQS: Final = object()
-_MISSING: Final = object()
 
 
 def _error_text(error: BaseException) -> str:
@@ -181,7 +160,9 @@ class Worker:
 
     Made by `bootstrap_worker`. Attributes are read-only configuration; the
     only state kept between invocations is per process (services, the default
-    driver) or per thread (the event loop for async jobs).
+    driver, the sources whose redrive policy was checked) or per thread (the
+    event loop for async jobs). Each record goes through `process_record`;
+    this shell fires the hooks, performs the outcome and answers Lambda.
     """
 
     def __init__(
@@ -203,14 +184,16 @@ class Worker:
         self.hooks = hooks
         self.max_concurrency = max_concurrency
         self.time_margin_ms = time_margin_ms
+        self.max_body_bytes = max_body_bytes
+        self.log_payloads = log_payloads
         self._driver = driver
         self._driver_resolved = driver is not None
         self._jitter = jitter
         self._log = logger
-        self.max_body_bytes = max_body_bytes
-        self.log_payloads = log_payloads
         self._use_loop = hooks.any_async() or any(j.is_async for j in registry.jobs.values())
         self._checked_sources: set[str] = set()
+        self._run_sync_job = self._call_job
+        self._run_async_job = self._call_job_async
 
     # --- entry point ----------------------------------------------------------
 
@@ -229,21 +212,11 @@ class Worker:
             InvalidEventError: The event is neither an SQS batch nor a job invocation.
             Exception: Whatever a directly invoked job raised (so Lambda retries it).
         """
-        raw = (
-            event.get("Records", _NOT_SQS) if type(event) is dict or isinstance(event, Mapping) else _NOT_SQS
-        )
+        raw = event.get("Records", _NOT_SQS) if isinstance(event, Mapping) else _NOT_SQS
         if raw is _NOT_SQS:
             return self.run_direct(event, context)
-        others: list[Settled] = []
-        self._run_batch(raw, context, others)
-        if not others:
-            return {"batchItemFailures": []}
-        failed = [
-            m.result.record.message_id for m in others if m.disposition == "failed" and m is not _SKIPPED
-        ]
-        return {"batchItemFailures": [{"itemIdentifier": i} for i in dict.fromkeys(failed)]}
-
-    # --- SQS batches ----------------------------------------------------------
+        settled = self._run_batch(raw, context)
+        return {"batchItemFailures": [{"itemIdentifier": i} for i in _failed_ids(settled)]}
 
     def process_batch(self, event: Mapping[str, object], context: object = None) -> BatchReport:
         """Run an SQS event's records and settle each one; never raises for an SQS batch.
@@ -255,22 +228,11 @@ class Worker:
             InvalidEventError: `Records` is not a list, or its first record
                 comes from another event source; nothing has run.
         """
-        raw = event.get("Records")
-        marks = self._run_batch(raw, context, [])
-        assert isinstance(raw, list)
-        return BatchReport(
-            settled=[
-                mark if mark is not None else self._succeeded(item)
-                for item, mark in zip(raw, marks, strict=True)
-                if mark is not _SKIPPED
-            ]
-        )
+        return BatchReport(settled=self._run_batch(event.get("Records"), context))
 
-    def _run_batch(self, raw: object, context: object, others: list[Settled]) -> list[Settled | None]:
-        """Settle every record; `None` marks a success of the fast path (see `_run_sync`).
+    # --- SQS batches ----------------------------------------------------------
 
-        Every other settlement is also appended to `others`, in input order.
-        """
+    def _run_batch(self, raw: object, context: object) -> list[Settled]:
         if not isinstance(raw, list):
             msg = f"expected an SQS event whose 'Records' is a list, got {type(raw).__name__}"
             raise InvalidEventError(msg)
@@ -281,378 +243,179 @@ class Worker:
         if source != "aws:sqs":
             msg = f"expected an SQS event, but its records have eventSource {source!r}"
             raise InvalidEventError(msg)
-        if isinstance(first, dict):
-            self._check_source(first.get("eventSourceARN"))
-        lambda_context = _lambda_context(context) if context is not None else None
+        lambda_context = _lambda_context(context)
         if self._use_loop:
-            settled = self._event_loop().run_until_complete(self._run_async(raw, lambda_context))
-            others.extend(settled)
-            marks: list[Settled | None] = list(settled)
+            settled = thread_loop().run_until_complete(self._run_async(raw, lambda_context))
         else:
-            marks = self._run_sync(raw, lambda_context, others)
-        if others:
-            self._apply_visibility(others)
-        return marks
+            settled = self._run_sync(raw, lambda_context)
+        self._apply_visibility(settled)
+        return settled
 
-    def _convert(self, item: object) -> SQSRecord | Settled:
-        """A raw record as an `SQSRecord`, or its settlement when it is not a valid one."""
-        try:
-            return msgspec.convert(item, SQSRecord)
-        except msgspec.ValidationError as exc:
-            message_id = item.get("messageId") if isinstance(item, dict) else None
-            if isinstance(message_id, str) and message_id:
-                self._log.error(
-                    "record %s is not a valid SQS record, reported failed: %s",
-                    message_id,
-                    exc,
-                    extra={"message_id": message_id, "outcome": "failed"},
-                )
-                return Settled(
-                    result=RecordResult(
-                        record=SQSRecord(message_id=message_id), outcome=_DEFER_UNREADABLE, attempt=0
-                    ),
-                    disposition="failed",
-                )
-            self._log.error("a record has no usable messageId and cannot be reported: %s", exc)
-            return _SKIPPED
-
-    def _deferred(self, item: object, defer: Defer) -> Settled:
-        record = self._convert(item)
-        if not isinstance(record, SQSRecord):
-            return record
-        return Settled(result=RecordResult(record=record, outcome=defer, attempt=0), disposition="failed")
-
-    def _succeeded(self, item: object) -> Settled:
-        """The settlement of a fast-path success, rebuilt for a `BatchReport`."""
-        record = self._convert(item)
-        if not isinstance(record, SQSRecord):
-            return record
-        prepared = prepare_record(record, self.registry, max_body_bytes=self.max_body_bytes)
-        if isinstance(prepared, RecordResult):
-            return Settled(result=prepared, disposition="succeeded")
-        return Settled(result=prepared.result(ACK), disposition="succeeded")
-
-    def _check_source(self, arn: object) -> None:
-        if not isinstance(arn, str) or arn in self._checked_sources:
-            return
-        self._checked_sources.add(arn)
-        check = getattr(self.driver, "check_redrive", None)
-        if check is None:
-            return
-        longest = max((j.retry.max_attempts for j in self.registry.jobs.values()), default=1)
-        try:
-            warning = check(arn, longest)
-        except Exception as exc:  # noqa: BLE001  # a failed check must not fail the batch
-            self._log.debug("could not check the redrive policy of %s: %s", arn, exc)
-            return
-        if warning:
-            self._log.warning("%s", warning)
-
-    def _out_of_time(self, lambda_context: LambdaContext | None) -> bool:
-        if lambda_context is None:
-            return False
-        return lambda_context.get_remaining_time_in_millis() < self.time_margin_ms
-
-    def _run_sync(  # noqa: PLR0915  # one loop, inlined: it is the per-record hot path
-        self,
-        raw: list[object],
-        lambda_context: LambdaContext | None,
-        others: list[Settled],
-    ) -> list[Settled | None]:
-        """Run records one after another; non-`None` marks are appended to `others` too.
-
-        A well-formed record (a string `ApproximateReceiveCount`, the body of a
-        registered job) goes the fast path: one typed decode when the record
-        carries the `JobName` attribute (two without it), a lazily built
-        context, and `None` as its mark when it succeeds. Everything else, and every
-        failure, goes through `prepare_record`/`decide_retry`, the same pure
-        decisions. DEBUG logging (which logs every success with its duration)
-        turns the fast path off.
-        """
-        jobs = self.registry.jobs
-        services = self.services
-        new_context = object.__new__
+    def _run_sync(self, raw: list[object], lambda_context: LambdaContext | None) -> list[Settled]:
+        """Run the records one after another."""
         remaining = lambda_context.get_remaining_time_in_millis if lambda_context is not None else None
-        margin = self.time_margin_ms
-        max_chars = self.max_body_bytes // 4
-        fast = not self._log.isEnabledFor(logging.DEBUG)
-        on_start = self.hooks.on_job_start
-        on_complete = self.hooks.on_job_complete
-        blocked: set[str] | None = None
-        marks: list[Settled | None] = []
+        blocked: set[str] = set()
+        settled: list[Settled] = []
         for item in raw:
-            group = None
-            eligible = False
-            try:
-                attributes = item["attributes"]  # type: ignore[index]  # any shape; errors go the general way
-                group = attributes.get("MessageGroupId")
-                if fast:
-                    message_id = item["messageId"]  # type: ignore[index]
-                    body = item["body"]  # type: ignore[index]
-                    attempt = _ATTEMPTS[attributes["ApproximateReceiveCount"]]
-                    eligible = (
-                        type(message_id) is str
-                        and message_id != ""
-                        and type(body) is str
-                        and len(body) <= max_chars
-                    )
-                    name = None
-                    message_attributes = item.get("messageAttributes")  # type: ignore[attr-defined]
-                    if message_attributes:
-                        job_name_attribute = message_attributes.get("JobName")
-                        if job_name_attribute:
-                            name = job_name_attribute.get("stringValue")
-            except (KeyError, TypeError, AttributeError):
-                eligible = False
-            mark: Settled | None
-            if group is not None and blocked is not None and type(group) is str and group in blocked:
-                mark = self._deferred(item, _DEFER_GROUP)
-            elif remaining is not None and remaining() < margin:
-                mark = self._deferred(item, _DEFER_TIME)
-            elif not eligible:
-                mark = self._general_sync(item, lambda_context)
-            else:
-                job = None
-                payload: object = _MISSING
-                try:
-                    if name is not None:
-                        job = jobs.get(name)
-                        if job is not None:
-                            envelope = job.envelope_decoder.decode(body)  # type: ignore[union-attr]  # set by define_job
-                            if envelope.job_name == name:
-                                payload = envelope.payload
-                    else:
-                        loose = ENVELOPE_DECODER.decode(body)
-                        job = jobs.get(loose.job_name)
-                        if job is not None:
-                            payload = (job.decoder or JSON_DECODER).decode(loose.payload)
-                except (msgspec.DecodeError, TypeError):
-                    payload = _MISSING
-                if payload is _MISSING or job is None:
-                    mark = self._general_sync(item, lambda_context)
-                else:
-                    ctx = new_context(JobContext)
-                    ctx.services = services
-                    ctx.lambda_context = lambda_context
-                    ctx._payload = payload  # the fast path builds contexts in place
-                    ctx._body = body
-                    ctx._message_id = message_id
-                    ctx._attempt = attempt
-                    ctx._sent = attributes
-                    if on_start is not None:
-                        self._call_sync(on_start, ctx.execution, ctx)
-                    try:
-                        returned = job.handler(payload, ctx)
-                        if returned is not None and is_awaitable(returned):
-                            self._event_loop().run_until_complete(_awaited(returned))
-                        mark = None
-                    except Exception as exc:  # noqa: BLE001  # every handler error becomes a decision
-                        mark = self._failed_fast(item, job, ctx, exc, lambda_context)
-                    else:
-                        if on_complete is not None:
-                            self._call_sync(on_complete, ctx.execution, ctx)
-            if mark is not None:
-                others.append(mark)
-                if mark is not _SKIPPED:
-                    if group is not None and mark.disposition == "failed" and type(group) is str:
-                        blocked = blocked or set()
-                        blocked.add(group)
-                    self._log_settled(mark)
-            marks.append(mark)
-        return marks
-
-    def _general_sync(self, item: object, lambda_context: LambdaContext | None) -> Settled:
-        record = self._convert(item)
-        if not isinstance(record, SQSRecord):
-            return record
-        return self._process_sync(record, lambda_context)
-
-    def _failed_fast(
-        self,
-        item: object,
-        job: Job[Any],
-        ctx: JobContext,
-        error: Exception,
-        lambda_context: LambdaContext | None,
-    ) -> Settled:
-        """Settle a fast-path record whose handler raised (the handler never runs again)."""
-        execution = ctx.execution
-        if self.hooks.on_job_failed is not None:
-            self._call_sync(self.hooks.on_job_failed, execution, ctx, error)
-        record = self._convert(item)
-        if not isinstance(record, SQSRecord):
-            record = SQSRecord(message_id=execution.message_id, body=str(item.get("body", "")))  # type: ignore[attr-defined]  # a dict: the fast path read it
-        decision = decide_retry(
-            error,
-            attempt=execution.attempt_number,
-            policy=job.retry,
-            jitter=self._jitter(),
-            job_name=job.name,
-        )
-        result = RecordResult(
-            record=record,
-            outcome=decision,
-            attempt=execution.attempt_number,
-            job=job,
-            execution=execution,
-            ran=True,
-        )
-        return self._drive_sync(self._settle(result, lambda_context, 0.0, ctx))
-
-    def _steps(self, record: SQSRecord, lambda_context: LambdaContext | None) -> _Steps:
-        """One record through the general path, as the calls to make (hooks, the handler).
-
-        The sync and async drivers (`_drive_sync`, `_drive_async`) perform each
-        call and send back the handler's error, if any; hooks' errors are
-        logged by the drivers and never sent back.
-        """
-        prepared = prepare_record(record, self.registry, max_body_bytes=self.max_body_bytes)
-        if isinstance(prepared, RecordResult):
-            ctx = None
-            if self.hooks.on_job_failed is not None and _invalid_payload(prepared):
-                ctx = self._context(prepared, lambda_context)
-                yield _Call(self.hooks.on_job_failed, (prepared.execution, ctx, _error_of(prepared.outcome)))
-            return (yield from self._settle(prepared, lambda_context, 0.0, ctx))
-        ctx = self._context(prepared, lambda_context)
-        execution = prepared.execution
-        if self.hooks.on_job_start is not None:
-            yield _Call(self.hooks.on_job_start, (execution, ctx))
-        started = time.perf_counter()
-        error = yield _Call(prepared.job.handler, (execution.payload, ctx), hook=False)
-        duration = time.perf_counter() - started
-        if error is not None:
-            result = prepared.result(
-                decide_retry(
-                    error,
-                    attempt=prepared.attempt,
-                    policy=prepared.job.retry,
-                    jitter=self._jitter(),
-                    job_name=prepared.job.name,
-                )
+            started = time.perf_counter()
+            result = process_record(
+                item,
+                self.registry,
+                run=self._run_sync_job,
+                jitter=self._jitter(),
+                services=self.services,
+                lambda_context=lambda_context,
+                blocked_groups=blocked,
+                time_left_ms=remaining() if remaining is not None else None,
+                time_margin_ms=self.time_margin_ms,
+                max_body_bytes=self.max_body_bytes,
             )
-            if self.hooks.on_job_failed is not None:
-                yield _Call(self.hooks.on_job_failed, (execution, ctx, error))
-            return (yield from self._settle(result, lambda_context, duration, ctx))
-        if self.hooks.on_job_complete is not None:
-            yield _Call(self.hooks.on_job_complete, (execution, ctx))
-        return Settled(result=prepared.result(ACK), disposition="succeeded", duration=duration)
-
-    def _settle(
-        self,
-        result: RecordResult,
-        lambda_context: LambdaContext | None,
-        duration: float,
-        ctx: JobContext | None = None,
-    ) -> _Steps:
-        """Perform a failed record's outcome; the dead-letter hook follows a DLQ send that worked."""
-        outcome = result.outcome
-        disposition = self._disposition(result)
-        if (
-            disposition == "dead_lettered"
-            and isinstance(outcome, DeadLetter)
-            and result.execution is not None
-            and self.hooks.on_job_dead_letter is not None
-        ):
-            hook_ctx = ctx or self._context(result, lambda_context)
-            yield _Call(self.hooks.on_job_dead_letter, (result.execution, hook_ctx, outcome.error))
-        return Settled(result=result, disposition=disposition, duration=duration)
-
-    def _process_sync(self, record: SQSRecord, lambda_context: LambdaContext | None) -> Settled:
-        return self._drive_sync(self._steps(record, lambda_context))
-
-    def _drive_sync(self, steps: _Steps) -> Settled:
-        try:
-            call = next(steps)
-            while True:
-                call = steps.send(self._perform_sync(call))
-        except StopIteration as done:
-            settled: Settled = done.value
-            return settled
-
-    async def _drive_async(self, steps: _Steps) -> Settled:
-        try:
-            call = next(steps)
-            while True:
-                call = steps.send(await self._perform_async(call))
-        except StopIteration as done:
-            settled: Settled = done.value
-            return settled
-
-    def _perform_sync(self, call: _Call) -> Exception | None:
-        try:
-            returned = call.fn(*call.args)
-            if is_awaitable(returned):
-                self._event_loop().run_until_complete(_awaited(returned))
-        except Exception as exc:  # noqa: BLE001  # a handler's error is data; a hook's is logged
-            return self._call_failed(call, exc)
-        return None
-
-    async def _perform_async(self, call: _Call) -> Exception | None:
-        try:
-            returned = call.fn(*call.args)
-            if is_awaitable(returned):
-                await returned
-        except Exception as exc:  # noqa: BLE001  # a handler's error is data; a hook's is logged
-            return self._call_failed(call, exc)
-        return None
-
-    def _call_failed(self, call: _Call, error: Exception) -> Exception | None:
-        if not call.hook:
-            return error
-        self._log.error(
-            "hook %s raised; the outcome is unchanged",
-            getattr(call.fn, "__name__", call.fn),
-            exc_info=(type(error), error, error.__traceback__),
-        )
-        return None
+            if type(result.outcome) is Ack and self.hooks.on_job_complete is None:
+                done = Settled(result=result, disposition="succeeded", duration=time.perf_counter() - started)
+            else:
+                for call in self._hooks_after_run(result):
+                    self._fire(call)
+                disposition = self._perform(result)
+                for call in self._hooks_after_perform(result, disposition):
+                    self._fire(call)
+                done = Settled(result=result, disposition=disposition, duration=time.perf_counter() - started)
+            self._settled(done, blocked)
+            settled.append(done)
+        return settled
 
     async def _run_async(self, raw: list[object], lambda_context: LambdaContext | None) -> list[Settled]:
+        """Run the records concurrently, up to `max_concurrency`, each FIFO group in order."""
         import asyncio  # noqa: PLC0415  # only modules with async jobs or hooks load asyncio
 
         semaphore = asyncio.Semaphore(self.max_concurrency)
-        settled: list[Settled] = [_SKIPPED] * len(raw)
-        records: dict[int, SQSRecord] = {}
-        lanes: dict[str, list[int]] = {}
+        remaining = lambda_context.get_remaining_time_in_millis if lambda_context is not None else None
+        blocked: set[str] = set()
+        settled: list[Settled | None] = [None] * len(raw)
+        lanes: dict[str | int, list[int]] = {}
         for index, item in enumerate(raw):
-            record = self._convert(item)
-            if not isinstance(record, SQSRecord):
-                settled[index] = record
-                continue
-            records[index] = record
-            group = record.attributes.message_group_id
-            lanes.setdefault(group if group is not None else f"\0{index}", []).append(index)
+            group = record_group(item)
+            lanes.setdefault(group if group is not None else index, []).append(index)
 
         async def run_lane(indexes: list[int]) -> None:
-            blocked = False
             for index in indexes:
-                record = records[index]
-                if blocked:
-                    item = Settled(
-                        result=RecordResult(record=record, outcome=_DEFER_GROUP, attempt=0),
-                        disposition="failed",
+                async with semaphore:
+                    started = time.perf_counter()
+                    result = await process_record_async(
+                        raw[index],
+                        self.registry,
+                        run=self._run_async_job,
+                        jitter=self._jitter(),
+                        services=self.services,
+                        lambda_context=lambda_context,
+                        blocked_groups=blocked,
+                        time_left_ms=remaining() if remaining is not None else None,
+                        time_margin_ms=self.time_margin_ms,
+                        max_body_bytes=self.max_body_bytes,
                     )
-                else:
-                    async with semaphore:
-                        if self._out_of_time(lambda_context):
-                            item = Settled(
-                                result=RecordResult(record=record, outcome=_DEFER_TIME, attempt=0),
-                                disposition="failed",
-                            )
-                        else:
-                            item = await self._process_async(record, lambda_context)
-                blocked = blocked or (
-                    record.attributes.message_group_id is not None and item.disposition == "failed"
-                )
-                self._log_settled(item)
-                settled[index] = item
+                    for call in self._hooks_after_run(result):
+                        await self._fire_async(call)
+                    disposition = self._perform(result)
+                    for call in self._hooks_after_perform(result, disposition):
+                        await self._fire_async(call)
+                    done = Settled(
+                        result=result, disposition=disposition, duration=time.perf_counter() - started
+                    )
+                self._settled(done, blocked)
+                settled[index] = done
 
         await asyncio.gather(*(run_lane(indexes) for indexes in lanes.values()))
-        return settled
+        return [done for done in settled if done is not None]
 
-    async def _process_async(self, record: SQSRecord, lambda_context: LambdaContext | None) -> Settled:
-        return await self._drive_async(self._steps(record, lambda_context))
+    def _settled(self, done: Settled, blocked: set[str]) -> None:
+        """Log a settled record; a record reported failed blocks the rest of its FIFO group."""
+        result = done.result
+        if done.disposition == "failed" and result.group is not None and result.message_id:
+            blocked.add(result.group)
+        if done.disposition != "succeeded" or self._log.isEnabledFor(logging.DEBUG):
+            self._log_settled(done)
 
-    def _disposition(self, result: RecordResult) -> Disposition:
+    # --- running jobs and hooks -------------------------------------------------
+
+    def _call_job(self, job: Job[Any], payload: object, ctx: JobContext) -> object:
+        """The sync shell's runner: the start hook, then the handler (async ones on the thread's loop)."""
+        if self.hooks.on_job_start is not None:
+            self._fire((self.hooks.on_job_start, (ctx.execution, ctx)))
+        returned = job.handler(payload, ctx)
+        if returned is not None and is_awaitable(returned):
+            return thread_loop().run_until_complete(_awaited(returned))
+        return returned
+
+    async def _call_job_async(self, job: Job[Any], payload: object, ctx: JobContext) -> object:
+        """The async shell's runner: the start hook, then the handler, awaited."""
+        if self.hooks.on_job_start is not None:
+            await self._fire_async((self.hooks.on_job_start, (ctx.execution, ctx)))
+        returned = job.handler(payload, ctx)
+        if returned is not None and is_awaitable(returned):
+            return await returned
+        return returned
+
+    def _hooks_after_run(self, result: RecordResult) -> list[_HookCall]:
+        """`on_job_complete` after a success; `on_job_failed` after a handler error or an invalid payload."""
+        ctx = result.context
+        if ctx is None:
+            return []
+        outcome = result.outcome
+        if type(outcome) is Ack:
+            hook: Callable[..., object] | None = self.hooks.on_job_complete
+            return [(hook, (ctx.execution, ctx))] if hook is not None else []
+        hook = self.hooks.on_job_failed
+        if hook is None or not (result.ran or _invalid_payload(outcome)):
+            return []
+        return [(hook, (ctx.execution, ctx, _error_of(outcome)))]
+
+    def _hooks_after_perform(self, result: RecordResult, disposition: Disposition) -> list[_HookCall]:
+        """`on_job_dead_letter` once the message reached the dead-letter queue, when its job is known."""
+        ctx = result.context
+        hook = self.hooks.on_job_dead_letter
+        outcome = result.outcome
+        if (
+            ctx is None
+            or hook is None
+            or disposition != "dead_lettered"
+            or not isinstance(outcome, DeadLetter)
+        ):
+            return []
+        return [(hook, (ctx.execution, ctx, outcome.error))]
+
+    def _fire(self, call: _HookCall) -> None:
+        """Call a hook; whatever it raises is logged and changes nothing."""
+        hook, args = call
+        try:
+            returned = hook(*args)
+            if returned is not None and is_awaitable(returned):
+                thread_loop().run_until_complete(_awaited(returned))
+        except _STOP:
+            raise
+        except BaseException as exc:  # noqa: BLE001  # a hook never changes an outcome
+            self._hook_failed(hook, exc)
+
+    async def _fire_async(self, call: _HookCall) -> None:
+        """`_fire` on the running loop."""
+        hook, args = call
+        try:
+            returned = hook(*args)
+            if returned is not None and is_awaitable(returned):
+                await returned
+        except _STOP:
+            raise
+        except BaseException as exc:  # noqa: BLE001  # a hook never changes an outcome
+            self._hook_failed(hook, exc)
+
+    def _hook_failed(self, hook: Callable[..., object], error: BaseException) -> None:
+        self._log.error(
+            "hook %s raised; the outcome is unchanged",
+            getattr(hook, "__name__", hook),
+            exc_info=(type(error), error, error.__traceback__),
+        )
+
+    # --- performing outcomes ----------------------------------------------------
+
+    def _perform(self, result: RecordResult) -> Disposition:
         """Perform a dead-letter decision; map every outcome to how the record ends."""
         outcome = result.outcome
         match outcome:
@@ -679,7 +442,7 @@ class Worker:
             job_name=execution.job_name if execution is not None else None,
             job_id=execution.job_id if execution is not None else None,
         )
-        driver = self.driver
+        driver = self._driver_for(record.event_source_arn)
         if driver is None:
             self._log.error(
                 "message %s: no driver to dead-letter it (%s); reported failed so SQS redrives it",
@@ -690,7 +453,9 @@ class Worker:
             return False
         try:
             driver.dead_letter(record, info)
-        except Exception as exc:  # noqa: BLE001  # a failed DLQ send must never lose the message
+        except _STOP:
+            raise
+        except BaseException as exc:  # noqa: BLE001  # a failed DLQ send must never lose the message
             self._log.error(
                 "message %s: dead-letter send failed, reported failed instead: %s",
                 record.message_id,
@@ -701,19 +466,22 @@ class Worker:
         return True
 
     def _apply_visibility(self, settled: Sequence[Settled]) -> None:
-        changes = [
-            VisibilityChange(
-                message_id=m.result.record.message_id,
-                receipt_handle=m.result.record.receipt_handle,
-                seconds=m.result.outcome.delay,
-                source_queue=m.result.record.event_source_arn,
-            )
-            for m in settled
-            if isinstance(m.result.outcome, Retry) and m.result.outcome.delay is not None
-        ]
+        changes: list[VisibilityChange] = []
+        for done in settled:
+            outcome = done.result.outcome
+            if type(outcome) is Retry and outcome.delay is not None:
+                record = done.result.record
+                changes.append(
+                    VisibilityChange(
+                        message_id=record.message_id,
+                        receipt_handle=record.receipt_handle,
+                        seconds=outcome.delay,
+                        source_queue=record.event_source_arn,
+                    )
+                )
         if not changes:
             return
-        driver = self.driver
+        driver = self._driver_for(changes[0].source_queue)
         if driver is None:
             self._log.warning(
                 "no driver to apply backoff to %d records; the queue's visibility timeout applies",
@@ -722,8 +490,31 @@ class Worker:
             return
         try:
             driver.change_visibility(changes)
-        except Exception as exc:  # noqa: BLE001  # the records stay reported failed either way
+        except _STOP:
+            raise
+        except BaseException as exc:  # noqa: BLE001  # the records stay reported failed either way
             self._log.warning("could not change visibility of %d records: %s", len(changes), exc)
+
+    def _driver_for(self, source_arn: str) -> WorkerDriver | None:
+        """The driver, made on first need; the source queue's redrive policy is checked once, then."""
+        driver = self.driver
+        if driver is not None and source_arn and source_arn not in self._checked_sources:
+            self._checked_sources.add(source_arn)
+            self._check_redrive(driver, source_arn)
+        return driver
+
+    def _check_redrive(self, driver: WorkerDriver, arn: str) -> None:
+        check = getattr(driver, "check_redrive", None)
+        if check is None:
+            return
+        longest = max((j.retry.max_attempts for j in self.registry.jobs.values()), default=1)
+        try:
+            warning = check(arn, longest)
+        except Exception as exc:  # noqa: BLE001  # a failed check must not fail the batch
+            self._log.debug("could not check the redrive policy of %s: %s", arn, exc)
+            return
+        if warning:
+            self._log.warning("%s", warning)
 
     @property
     def driver(self) -> WorkerDriver | None:
@@ -733,29 +524,21 @@ class Worker:
             self._driver = _default_driver(self._log)
         return self._driver
 
-    # --- helpers --------------------------------------------------------------
-
-    def _context(self, prepared: Runnable | RecordResult, lambda_context: LambdaContext | None) -> JobContext:
-        execution = prepared.execution
-        assert execution is not None
-        return JobContext(services=self.services, execution=execution, lambda_context=lambda_context)
-
-    def _call_sync(self, hook: Callable[..., object], *args: object) -> None:
-        self._perform_sync(_Call(hook, args))
-
-    def _event_loop(self) -> asyncio.AbstractEventLoop:
-        return thread_loop()
+    # --- logging ----------------------------------------------------------------
 
     def _log_settled(self, item: Settled) -> None:
         disposition = item.disposition
+        result = item.result
+        if not result.message_id:
+            self._log.error("a record has no usable messageId and cannot be reported; it was not run")
+            return
         level = _LEVELS[disposition]
         if not self._log.isEnabledFor(level):
             return
-        result = item.result
         outcome = result.outcome
         execution = result.execution
         fields: dict[str, object] = {
-            "message_id": result.record.message_id,
+            "message_id": result.message_id,
             "job_name": execution.job_name if execution is not None else None,
             "job_id": execution.job_id if execution is not None else None,
             "attempt": result.attempt,
@@ -790,7 +573,7 @@ class Worker:
             "job %s %s message %s attempt %d%s",
             name,
             disposition,
-            result.record.message_id,
+            result.message_id,
             result.attempt,
             detail,
             extra=fields,
@@ -799,51 +582,87 @@ class Worker:
     # --- direct invocations ---------------------------------------------------
 
     def run_direct(self, event: object, context: object = None) -> dict[str, object]:
-        """Run the job an EventBridge (or direct) invocation names, once.
+        """Run the job an EventBridge (or direct) invocation names, once, through `process_record`.
+
+        The invocation becomes a one-record batch (attempt 1, the event's `id`
+        as message and job id); hooks fire as for a record, but nothing is
+        dead-lettered or retried by glasswork: a failure is raised so that
+        Lambda's asynchronous retries and on-failure destination apply.
 
         Raises:
             InvalidEventError: The event names no job.
             UnknownJobError: The job is not registered.
             InvalidJobPayloadError: The payload does not fit the job's type.
-            Exception: Whatever the job raised, so Lambda's async retries apply.
+            Exception: Whatever the job raised (an error that is not an
+                `Exception`, such as `asyncio.CancelledError`, wrapped in a
+                `GlassworkError`).
         """
         name, payload, event_id, at = _direct_call(event)
         job = self.registry.get(name)
         if job is None:
             raise UnknownJobError(name, known=list(self.registry.jobs))
-        value = _convert_direct(job, payload)
-        lambda_context = _lambda_context(context)
-        execution = JobExecution(
-            job_id=event_id or new_id(),
-            job_name=name,
-            payload=value,
-            attempt_number=1,
-            enqueued_at=at or datetime.now(UTC),
-            metadata={},
-            message_id=event_id or "",
-        )
-        ctx = JobContext(services=self.services, execution=execution, lambda_context=lambda_context)
-        loop_needed = self._use_loop
-        runner = self._event_loop().run_until_complete if loop_needed else None
-        if self.hooks.on_job_start is not None:
-            self._call_sync(self.hooks.on_job_start, execution, ctx)
+        job_id = event_id or new_id()
         try:
-            returned = job.handler(value, ctx)
-            if is_awaitable(returned):
-                (runner or self._event_loop().run_until_complete)(_awaited(returned))
-        except Exception as exc:
-            if self.hooks.on_job_failed is not None:
-                self._call_sync(self.hooks.on_job_failed, execution, ctx, exc)
-            self._log.error(
-                "job %s failed on a direct invocation: %s",
-                name,
-                exc,
-                extra={"job_name": name, "job_id": execution.job_id, "outcome": "failed"},
+            body = msgspec.json.encode(
+                {
+                    "jobName": name,
+                    "payload": payload,
+                    "jobId": job_id,
+                    "enqueuedAt": format_timestamp(at or datetime.now(UTC)),
+                }
+            ).decode()
+        except (TypeError, ValueError, RecursionError) as exc:
+            msg = f"job {name!r}: invalid payload: {exc}"
+            raise InvalidJobPayloadError(msg, job_name=name) from exc
+        record: dict[str, object] = {
+            "messageId": job_id,
+            "body": body,
+            "attributes": {"ApproximateReceiveCount": "1"},
+        }
+        lambda_context = _lambda_context(context)
+        if self._use_loop:
+            result = thread_loop().run_until_complete(self._direct_async(record, lambda_context))
+        else:
+            result = process_record(
+                record,
+                self.registry,
+                run=self._run_sync_job,
+                services=self.services,
+                lambda_context=lambda_context,
+                max_body_bytes=self.max_body_bytes,
             )
-            raise
-        if self.hooks.on_job_complete is not None:
-            self._call_sync(self.hooks.on_job_complete, execution, ctx)
-        return {"jobName": name, "jobId": execution.job_id, "status": "succeeded"}
+            for call in self._hooks_after_run(result):
+                self._fire(call)
+        outcome = result.outcome
+        if isinstance(outcome, Ack):
+            return {"jobName": name, "jobId": job_id, "status": "succeeded"}
+        error = _job_error(outcome)
+        self._log.error(
+            "job %s failed on a direct invocation: %s: %s",
+            name,
+            type(error).__name__,
+            error,
+            extra={"job_name": name, "job_id": job_id, "outcome": "failed"},
+        )
+        if isinstance(error, Exception):
+            raise error
+        msg = f"job {name!r} raised {type(error).__name__}"
+        raise GlassworkError(msg) from error
+
+    async def _direct_async(
+        self, record: dict[str, object], lambda_context: LambdaContext | None
+    ) -> RecordResult:
+        result = await process_record_async(
+            record,
+            self.registry,
+            run=self._run_async_job,
+            services=self.services,
+            lambda_context=lambda_context,
+            max_body_bytes=self.max_body_bytes,
+        )
+        for call in self._hooks_after_run(result):
+            await self._fire_async(call)
+        return result
 
 
 _LEVELS: Final[dict[Disposition, int]] = {
@@ -868,13 +687,8 @@ def _lambda_context(context: object) -> LambdaContext | None:
     return None
 
 
-def _invalid_payload(result: RecordResult) -> bool:
-    outcome = result.outcome
-    return (
-        result.execution is not None
-        and isinstance(outcome, DeadLetter | Discard)
-        and outcome.reason == "invalid_payload"
-    )
+def _invalid_payload(outcome: Outcome) -> bool:
+    return isinstance(outcome, DeadLetter | Discard) and outcome.reason == "invalid_payload"
 
 
 def _error_of(outcome: Outcome) -> BaseException:
@@ -885,6 +699,14 @@ def _error_of(outcome: Outcome) -> BaseException:
             return GlassworkError(reason)
         case _:
             return GlassworkError("succeeded")
+
+
+def _job_error(outcome: Outcome) -> BaseException:
+    """The error a failed job raised (not the `RetryExhaustedError` wrapped around it)."""
+    error = _error_of(outcome)
+    if isinstance(error, RetryExhaustedError) and error.__cause__ is not None:
+        return error.__cause__
+    return error
 
 
 async def _awaited(awaitable: Awaitable[object]) -> object:
@@ -919,16 +741,6 @@ def _direct_call(event: object) -> tuple[str, object, str | None, datetime | Non
         if at is not None and at.tzinfo is None:
             at = at.replace(tzinfo=UTC)
     return name, source.get("payload"), event_id if isinstance(event_id, str) else None, at
-
-
-def _convert_direct(job: Job[Any], payload: object) -> object:
-    if job.decoder is None:
-        return payload
-    try:
-        return job.decoder.decode(msgspec.json.encode(payload))
-    except (msgspec.DecodeError, msgspec.EncodeError, TypeError) as exc:
-        msg = f"job {job.name!r}: invalid payload: {exc}"
-        raise InvalidJobPayloadError(msg, job_name=job.name) from exc
 
 
 def _default_driver(log: logging.Logger) -> WorkerDriver | None:

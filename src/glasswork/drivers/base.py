@@ -21,7 +21,7 @@ from typing import Final, Protocol, runtime_checkable
 
 import msgspec
 
-from glasswork.core import EnqueueResult, JobMessage, SQSRecord
+from glasswork._wire import EnqueueResult, JobMessage, SQSRecord
 
 __all__ = [
     "ATTR_ATTEMPT",

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Final
 import msgspec
 
 from glasswork._runtime import new_id
-from glasswork.core import (
+from glasswork._wire import (
     EnqueueResult,
     JobMessage,
     SQSMessageAttribute,

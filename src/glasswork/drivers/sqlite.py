@@ -56,7 +56,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import msgspec
 
-from glasswork.core import (
+from glasswork._wire import (
     EnqueueResult,
     JobMessage,
     SQSMessageAttribute,

@@ -72,16 +72,15 @@ from typing import TYPE_CHECKING, Final, Literal, Protocol, TypeVar, cast
 import msgspec
 from botocore.exceptions import BotoCoreError, ClientError
 
-from glasswork.core import (
-    MAX_DELAY_SECONDS,
+from glasswork._wire import (
     MAX_MESSAGE_BYTES,
     EnqueueResult,
     JobMessage,
     SQSMessageAttribute,
     SQSRecord,
     SQSRecordAttributes,
-    decode_message,
 )
+from glasswork.core import MAX_DELAY_SECONDS, decode_message
 from glasswork.drivers.base import (
     ATTR_ATTEMPT,
     ATTR_ERROR_MESSAGE,
