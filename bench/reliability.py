@@ -65,7 +65,7 @@ from glasswork import (  # noqa: E402  # see above
     bootstrap_worker,
     define_job,
 )
-from glasswork.core import JobMessage  # noqa: E402  # see above
+from glasswork import JobMessage  # noqa: E402  # see above
 from glasswork.drivers.sqlite import SQLiteQueueDriver  # noqa: E402  # see above
 from glasswork.drivers.sqs import SQSQueueDriver  # noqa: E402  # see above
 from glasswork.errors import BatchEnqueueError, DriverError, ThrottledError  # noqa: E402  # see above

@@ -42,6 +42,7 @@ from glasswork import (
     LambdaContext,
     Module,
     PermanentJobError,
+    RecordOptions,
     RecordResult,
     Retry,
     RetryPolicy,
@@ -163,6 +164,9 @@ def make_handler(
     services = Services({name: factory() for name, factory in registry.service_factories.items()})
 
     def handle_batch(records: list[object], lambda_context: LambdaContext | None) -> dict[str, object]:
+        options = RecordOptions(
+            services=services, lambda_context=lambda_context, time_margin_ms=time_margin_ms
+        )
         failed: list[str] = []
         blocked_groups: set[str] = set()
         delays: list[VisibilityChange] = []
@@ -172,11 +176,9 @@ def make_handler(
                 registry,
                 run=run_with_middleware,
                 jitter=jitter(),
-                services=services,
-                lambda_context=lambda_context,
                 blocked_groups=blocked_groups,  # keep each FIFO group's order
                 time_left_ms=lambda_context.get_remaining_time_in_millis() if lambda_context else None,
-                time_margin_ms=time_margin_ms,
+                options=options,
             )
             reported_failed, delay = settle(driver, result)
             if delay is not None:

@@ -57,6 +57,7 @@ PUBLIC_API = [
     "PayloadTooLargeError",
     "PermanentJobError",
     "QueueDriver",
+    "RecordOptions",
     "RecordResult",
     "Retry",
     "RetryExhaustedError",

@@ -108,7 +108,9 @@ def _envelope_type(name: str, payload: object) -> type[msgspec.Struct]:
 
     The other fields are those of `JobEnvelope`, typed alike, so a body
     this Struct refuses is refused by the two-step reading too (then told
-    apart as poison or an invalid payload).
+    apart as poison or an invalid payload). A decoded body holds only
+    decoded JSON, which cannot form a cycle: it is not tracked by the
+    garbage collector (`gc=False`).
     """
     fields: list[tuple[str, object] | tuple[str, object, object]] = [
         ("payload", payload) if payload is not None else ("payload", Any, None),
@@ -124,6 +126,7 @@ def _envelope_type(name: str, payload: object) -> type[msgspec.Struct]:
         rename="camel",
         frozen=True,
         kw_only=True,
+        gc=False,
         module=__name__,
     )
 

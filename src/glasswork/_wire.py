@@ -36,6 +36,7 @@ __all__ = [
     "encode_message",
     "enqueued_time",
     "format_timestamp",
+    "iso_time",
     "lambda_event",
     "lambda_record",
     "read_count",
@@ -280,8 +281,12 @@ def _text(value: object) -> str:
 # --- the attempt ------------------------------------------------------------------
 
 
-class JobExecution(msgspec.Struct, frozen=True, kw_only=True):
-    """One attempt of one job, as hooks see it."""
+class JobExecution(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """One attempt of one job, as hooks see it.
+
+    Not tracked by the garbage collector (`gc=False`): it holds the payload,
+    ids and times of an attempt, and nothing it holds refers back to it.
+    """
 
     job_id: str
     job_name: str
@@ -308,6 +313,15 @@ def read_count(value: object) -> int | None:
     return None
 
 
+def iso_time(text: str) -> datetime | None:
+    """An ISO-8601 time, timezone-aware (a time without a zone is UTC); `None` when it does not parse."""
+    try:
+        at = datetime.fromisoformat(text)
+    except (ValueError, TypeError):
+        return None
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
 def enqueued_time(enqueued_at: object, sent_timestamp: object = None) -> datetime:
     """When a job was enqueued: its `enqueuedAt`, else SQS's `SentTimestamp` (ms), else the epoch.
 
@@ -315,12 +329,9 @@ def enqueued_time(enqueued_at: object, sent_timestamp: object = None) -> datetim
     like a missing one. Never raises.
     """
     if isinstance(enqueued_at, str) and enqueued_at:
-        try:
-            at = datetime.fromisoformat(enqueued_at)
-        except ValueError:
-            pass
-        else:
-            return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+        at = iso_time(enqueued_at)
+        if at is not None:
+            return at
     millis = read_count(sent_timestamp)
     if millis is not None:
         try:

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Final, Protocol, TypeVar
 
-from glasswork._wire import NO_METADATA, JobExecution, enqueued_time
+from glasswork._wire import NO_METADATA, JobExecution, SQSRecord, enqueued_time
 from glasswork.errors import ConfigurationError
 
 __all__ = ["NO_SERVICES", "JobContext", "LambdaContext", "Services"]
@@ -72,9 +72,9 @@ class Services:
 class JobContext:
     """The context of one job attempt, passed to the handler and to hooks.
 
-    The worker builds it without parsing anything: `execution` (and the ids,
-    times and logger read from it) is put together on first use from values
-    already decoded, by functions that cannot fail.
+    The pipeline (`glasswork.core`) builds it without parsing anything:
+    `execution` (and the ids, times and logger read from it) is put together
+    on first use from values already decoded, by functions that cannot fail.
 
     Attributes:
         services: The module tree's services.
@@ -85,11 +85,12 @@ class JobContext:
         "_attempt",
         "_envelope",
         "_execution",
-        "_job_name",
+        "_group",
+        "_job",
         "_logger",
         "_message_id",
         "_payload",
-        "_sent",
+        "_record",
         "lambda_context",
         "services",
     )
@@ -98,12 +99,13 @@ class JobContext:
     lambda_context: LambdaContext | None
     _execution: JobExecution | None
     _logger: logging.LoggerAdapter[logging.Logger] | None
-    _job_name: str
+    _job: Any  # the Job (glasswork.core sits above this module)
+    _group: str | None
+    _record: object
     _payload: object
-    _envelope: object
+    _envelope: Any  # a decoded body: a JobEnvelope or a job's own envelope type, or None
     _message_id: str
     _attempt: int
-    _sent: object
 
     def __init__(
         self,
@@ -117,60 +119,33 @@ class JobContext:
         self._execution = execution
         self._logger = None
 
-    @classmethod
-    def of_record(
-        cls,
-        *,
-        services: Services,
-        lambda_context: LambdaContext | None,
-        job_name: str,
-        payload: object,
-        envelope: object,
-        message_id: str,
-        attempt: int,
-        sent_timestamp: object,
-    ) -> JobContext:
-        """A context whose `execution` is built on first use.
-
-        Args:
-            services: The services.
-            lambda_context: Lambda's context, if any.
-            job_name: The job's name.
-            payload: The converted payload.
-            envelope: The decoded body: its `job_id`, `enqueued_at` and
-                `metadata` attributes are read, each falling back when missing.
-            message_id: The queue's message id (the job id when the body has none).
-            attempt: The attempt number.
-            sent_timestamp: SQS's `SentTimestamp` (the enqueue time when the body has none).
-        """
-        ctx = object.__new__(cls)
-        ctx.services = services
-        ctx.lambda_context = lambda_context
-        ctx._execution = None
-        ctx._logger = None
-        ctx._job_name = job_name
-        ctx._payload = payload
-        ctx._envelope = envelope
-        ctx._message_id = message_id
-        ctx._attempt = attempt
-        ctx._sent = sent_timestamp
-        return ctx
-
     @property
     def execution(self) -> JobExecution:
         """The attempt: `job_id`, `job_name`, `payload`, `attempt_number`, `enqueued_at`, ..."""
         execution = self._execution
         if execution is None:
             envelope = self._envelope
-            job_id = getattr(envelope, "job_id", None)
-            metadata = getattr(envelope, "metadata", None)
+            at: datetime | None = None
+            if envelope is None:
+                job_id, metadata = "", None
+            else:
+                job_id, metadata = envelope.job_id, envelope.metadata
+                if envelope.enqueued_at:
+                    try:
+                        at = datetime.fromisoformat(envelope.enqueued_at)
+                    except ValueError:
+                        at = None
+            if at is None or at.tzinfo is None:
+                at = enqueued_time(
+                    envelope.enqueued_at if envelope is not None else None, _sent_timestamp(self._record)
+                )
             execution = self._execution = JobExecution(
-                job_id=job_id if isinstance(job_id, str) and job_id else self._message_id,
-                job_name=self._job_name,
+                job_id=job_id or self._message_id,
+                job_name=self._job.name,
                 payload=self._payload,
                 attempt_number=self._attempt,
-                enqueued_at=enqueued_time(getattr(envelope, "enqueued_at", None), self._sent),
-                metadata=metadata if isinstance(metadata, dict) else NO_METADATA,
+                enqueued_at=at,
+                metadata=metadata if metadata is not None else NO_METADATA,
                 message_id=self._message_id,
             )
         return execution
@@ -233,6 +208,16 @@ class JobContext:
             f"JobContext(job_name={self.job_name!r}, job_id={self.job_id!r}, "
             f"attempt_number={self.attempt_number})"
         )
+
+
+def _sent_timestamp(record: object) -> object:
+    """A record's `SentTimestamp`, whichever shape it came in; `None` when it has none."""
+    if isinstance(record, SQSRecord):
+        return record.attributes.sent_timestamp
+    attributes = record.get("attributes") if type(record) is dict or isinstance(record, Mapping) else None
+    if type(attributes) is dict or isinstance(attributes, Mapping):
+        return attributes.get("SentTimestamp")
+    return None
 
 
 NO_SERVICES: Final = Services({})

@@ -36,6 +36,7 @@ from __future__ import annotations
 import math
 from collections.abc import Awaitable, Callable, Container, Iterable, Mapping
 from datetime import timedelta
+from types import MappingProxyType
 from typing import Any, Final, Generic, Literal, TypeAlias, TypeVar, Union
 
 import msgspec
@@ -64,9 +65,11 @@ from glasswork.errors import (
 
 __all__ = [
     "DEFAULT_MAX_ATTEMPTS",
+    "DEFAULT_OPTIONS",
     "DEFAULT_POLICY",
     "MAX_DELAY_SECONDS",
     "Ack",
+    "AsyncRunner",
     "Backoff",
     "DeadLetter",
     "DeadLetterReason",
@@ -78,11 +81,11 @@ __all__ = [
     "Job",
     "JobTable",
     "Outcome",
+    "RecordOptions",
     "RecordResult",
     "Retry",
     "RetryPolicy",
     "RetrySpec",
-    "Runnable",
     "Runner",
     "backoff_delay",
     "call_handler",
@@ -90,12 +93,12 @@ __all__ = [
     "classify_error",
     "decide_retry",
     "decode_message",
-    "finish_record",
     "normalize_retry",
-    "prepare_record",
     "process_record",
     "process_record_async",
     "record_group",
+    "run_record",
+    "run_record_async",
     "to_seconds",
 ]
 
@@ -403,7 +406,7 @@ def decide_retry(
 # --- records ----------------------------------------------------------------------
 
 
-class RecordResult(msgspec.Struct, frozen=True, kw_only=True):
+class RecordResult(msgspec.Struct, frozen=True, gc=False):
     """What became of one record.
 
     Attributes:
@@ -416,6 +419,11 @@ class RecordResult(msgspec.Struct, frozen=True, kw_only=True):
             got), when the job is known.
         ran: Whether the handler was called.
         raw: The record as given to `process_record`.
+
+    Not tracked by the garbage collector (`gc=False`): a result is never
+    part of a reference cycle, and a batch makes one per record. Unlike the
+    other values it may be built positionally, in the order above: the
+    pipeline builds one per record and positional arguments cost less.
     """
 
     message_id: str
@@ -438,48 +446,49 @@ class RecordResult(msgspec.Struct, frozen=True, kw_only=True):
         return self.context.execution if self.context is not None else None
 
 
-class Runnable(msgspec.Struct, frozen=True, kw_only=True):
-    """A record ready to run: its job found, its payload converted, its context built."""
+def _full_jitter() -> float:
+    """The jitter of `RecordOptions` by default: 1, the top of the backoff's range (deterministic)."""
+    return 1.0
 
-    job: Job[Any]
-    payload: object
-    context: JobContext
-    message_id: str
-    attempt: int
-    group: str | None
-    raw: object
 
-    def result(self, outcome: Outcome, *, ran: bool = True) -> RecordResult:
-        """The record's result with this outcome."""
-        return RecordResult(
-            message_id=self.message_id,
-            outcome=outcome,
-            attempt=self.attempt,
-            group=self.group,
-            job=self.job,
-            context=self.context,
-            ran=ran,
-            raw=self.raw,
-        )
+class RecordOptions(msgspec.Struct, frozen=True, kw_only=True):
+    """What `process_record` needs besides the record that stays the same for a batch.
+
+    Attributes:
+        services: `ctx.services`.
+        lambda_context: `ctx.lambda_context`.
+        time_margin_ms: Do not start a record with less Lambda time left than this.
+        max_body_bytes: A larger body is poison, not decoded.
+        default_policy: The policy of a job name that is not registered.
+        jitter: Draws the backoff's full-jitter factor in `[0, 1]`, called
+            only when a retry is decided (the randomness is injected, never
+            drawn by the core itself).
+    """
+
+    services: Services = NO_SERVICES
+    lambda_context: LambdaContext | None = None
+    time_margin_ms: int = 0
+    max_body_bytes: int = MAX_MESSAGE_BYTES
+    default_policy: RetryPolicy = DEFAULT_POLICY
+    jitter: Callable[[], float] = _full_jitter
 
 
 Runner: TypeAlias = Callable[[Job[Any], object, JobContext], object]
 """Runs a job's handler: `run(job, payload, ctx)`; whatever it raises is the job's failure."""
+AsyncRunner: TypeAlias = Callable[[Job[Any], object, JobContext], Awaitable[object]]
+"""`Runner` for `process_record_async`."""
 
-_ATTEMPTS: Final = {str(n): n for n in range(1, 101)}
+DEFAULT_OPTIONS: Final = RecordOptions()
+_ATTEMPTS: Final[dict[object, int]] = {str(n): n for n in range(1, 101)}
 _NO_GROUPS: Final[frozenset[str]] = frozenset()
-_EMPTY: Final[Mapping[str, object]] = {}
+_EMPTY: Final[Mapping[str, object]] = MappingProxyType({})
 _STOP: Final = (KeyboardInterrupt, SystemExit, GeneratorExit)
+_new_context: Final = object.__new__
 
 
 def record_group(record: object) -> str | None:
-    """A record's FIFO `MessageGroupId`, read as `prepare_record` reads it (`None`: no group)."""
-    fields = _fields(record)
-    attributes = fields.get("attributes")
-    if type(attributes) is not dict and not isinstance(attributes, Mapping):
-        return None
-    group = attributes.get("MessageGroupId")
-    return group if type(group) is str else None
+    """A record's FIFO `MessageGroupId`, read as `process_record` reads it (`None`: no group)."""
+    return _group(_attributes(_fields(record)))
 
 
 def _fields(record: object) -> Mapping[str, object]:
@@ -490,102 +499,125 @@ def _fields(record: object) -> Mapping[str, object]:
     return _EMPTY
 
 
-def prepare_record(
+def _attributes(fields: Mapping[str, object]) -> Mapping[str, object]:
+    attributes = fields.get("attributes")
+    if type(attributes) is dict or isinstance(attributes, Mapping):
+        return attributes
+    return _EMPTY
+
+
+def _group(attributes: Mapping[str, object]) -> str | None:
+    group = attributes.get("MessageGroupId")
+    return group if type(group) is str else None
+
+
+def _context(
+    job: Job[Any],
+    payload: object,
+    envelope: object,
+    message_id: str,
+    attempt: int,
+    group: str | None,
+    record: object,
+    options: RecordOptions,
+) -> JobContext:
+    """A record's `JobContext`, ready to run: the job and what `RecordResult` needs ride on it."""
+    ctx: JobContext = _new_context(JobContext)
+    ctx.services = options.services
+    ctx.lambda_context = options.lambda_context
+    ctx._execution = None
+    ctx._logger = None
+    ctx._job = job
+    ctx._payload = payload
+    ctx._envelope = envelope
+    ctx._message_id = message_id
+    ctx._attempt = attempt
+    ctx._group = group
+    ctx._record = record
+    return ctx
+
+
+def _prepare(
     record: object,
     jobs: JobTable,
-    *,
-    services: Services = NO_SERVICES,
-    lambda_context: LambdaContext | None = None,
-    blocked_groups: Container[str] = _NO_GROUPS,
-    time_left_ms: int | None = None,
-    time_margin_ms: int = 0,
-    max_body_bytes: int = MAX_MESSAGE_BYTES,
-    default_policy: RetryPolicy = DEFAULT_POLICY,
-) -> Runnable | RecordResult:
-    """The first half of `process_record`: read a record, up to the handler call.
+    blocked_groups: Container[str],
+    time_left_ms: int | None,
+    options: RecordOptions,
+) -> JobContext | RecordResult:
+    """Read a record up to the handler call: the context to run it with, or its result.
 
-    Returns:
-        A `Runnable` when the handler should run; otherwise the record's
-        `RecordResult` (not run: FIFO group blocked, time out, poison body,
-        unknown job, invalid payload). Never raises.
+    The common record (a dict, a string `ApproximateReceiveCount`, the body of
+    a registered job) takes one decode; whatever that decode refuses goes to
+    `_read_slowly`, which says why. Never raises.
     """
-    fields = _fields(record)
-    message_id = fields.get("messageId")
+    fields = record if type(record) is dict else _fields(record)
+    try:  # subscripts: the common record has every key; the KeyError path reads the same with .get
+        message_id = fields["messageId"]
+        body = fields["body"]
+        attributes = fields["attributes"]
+    except KeyError:
+        message_id, body, attributes = fields.get("messageId"), fields.get("body"), fields.get("attributes")
     if type(message_id) is not str or not message_id:
         return RecordResult(message_id="", outcome=_DEFER_UNREADABLE, attempt=0, raw=record)
-    attributes = fields.get("attributes")
-    if type(attributes) is not dict and not isinstance(attributes, Mapping):
-        attributes = _EMPTY
-    count = attributes.get("ApproximateReceiveCount")
-    attempt = _ATTEMPTS.get(count) if type(count) is str else None
-    if attempt is None:
-        attempt = max(read_count(count) or 1, 1)
-    group = attributes.get("MessageGroupId")
+    if type(attributes) is not dict:
+        attributes = _attributes(fields)
+    try:
+        attempt = _ATTEMPTS[attributes["ApproximateReceiveCount"]]
+    except (KeyError, TypeError):  # absent, unhashable, over 100 or not ASCII digits
+        attempt = max(read_count(attributes.get("ApproximateReceiveCount")) or 1, 1)
+    group = attributes["MessageGroupId"] if "MessageGroupId" in attributes else None
     if type(group) is not str:
         group = None
     elif group in blocked_groups:
         return RecordResult(
             message_id=message_id, outcome=_DEFER_GROUP, attempt=attempt, group=group, raw=record
         )
-    if time_left_ms is not None and time_left_ms < time_margin_ms:
+    if time_left_ms is not None and time_left_ms < options.time_margin_ms:
         return RecordResult(
             message_id=message_id, outcome=_DEFER_TIME, attempt=attempt, group=group, raw=record
         )
-    body = fields.get("body")
     decoder = jobs.decoder
-    if type(body) is str and decoder is not None and len(body) * 4 <= max_body_bytes:
+    if type(body) is str and decoder is not None and len(body) * 4 <= options.max_body_bytes:
         try:
             envelope = decoder.decode(body)
         except (ValueError, RecursionError):
             pass
         else:
-            job = jobs._by_type[type(envelope)]  # the table's own index
-            payload = envelope.payload
-            return Runnable(
-                job=job,
-                payload=payload,
-                context=JobContext.of_record(
-                    services=services,
-                    lambda_context=lambda_context,
-                    job_name=job.name,
-                    payload=payload,
-                    envelope=envelope,
-                    message_id=message_id,
-                    attempt=attempt,
-                    sent_timestamp=attributes.get("SentTimestamp"),
-                ),
-                message_id=message_id,
-                attempt=attempt,
-                group=group,
-                raw=record,
-            )
+            job = jobs._by_type[type(envelope)]  # noqa: SLF001  # the table's own index
+            ctx: JobContext = _new_context(JobContext)  # as _context does, inline: the hot path
+            ctx.services = options.services
+            ctx.lambda_context = options.lambda_context
+            ctx._execution = None
+            ctx._logger = None
+            ctx._job = job
+            ctx._payload = envelope.payload
+            ctx._envelope = envelope
+            ctx._message_id = message_id
+            ctx._attempt = attempt
+            ctx._group = group
+            ctx._record = record
+            return ctx
     return _read_slowly(
         _Header(
             message_id=message_id,
             attempt=attempt,
             group=group,
             raw=record,
-            sent_timestamp=attributes.get("SentTimestamp"),
-            services=services,
-            lambda_context=lambda_context,
+            options=options,
         ),
         body,
         jobs,
-        max_body_bytes=max_body_bytes,
-        default_policy=default_policy,
     )
 
 
 class _Header(msgspec.Struct, frozen=True, kw_only=True):
-    """What `prepare_record` read of a record before its body, for the slow path."""
+    """What `_prepare` read of a record before its body, for the slow path."""
 
     message_id: str
     attempt: int
     group: str | None
     raw: object
-    sent_timestamp: object
-    services: Services
-    lambda_context: LambdaContext | None
+    options: RecordOptions
 
     def result(
         self, outcome: Outcome, job: Job[Any] | None = None, ctx: JobContext | None = None
@@ -601,36 +633,34 @@ class _Header(msgspec.Struct, frozen=True, kw_only=True):
         )
 
     def context(self, job: Job[Any], payload: object, envelope: object) -> JobContext:
-        return JobContext.of_record(
-            services=self.services,
-            lambda_context=self.lambda_context,
-            job_name=job.name,
-            payload=payload,
-            envelope=envelope,
-            message_id=self.message_id,
-            attempt=self.attempt,
-            sent_timestamp=self.sent_timestamp,
+        return _context(
+            job,
+            payload,
+            envelope,
+            self.message_id,
+            self.attempt,
+            self.group,
+            self.raw,
+            self.options,
         )
 
 
-def _read_slowly(
-    head: _Header, body: object, jobs: JobTable, *, max_body_bytes: int, default_policy: RetryPolicy
-) -> Runnable | RecordResult:
+def _read_slowly(head: _Header, body: object, jobs: JobTable) -> JobContext | RecordResult:
     """Tell apart what the one-pass decode refused: poison, unknown job, invalid payload.
 
     A body can also pass here that the one-pass decode refused for a reason
     the two steps accept (a missing `payload` for a job whose type allows
     `null`); it then runs like any other.
     """
+    limit = head.options.max_body_bytes
     if type(body) is not str:
-        error = MalformedMessageError(
-            f"message {head.message_id}: body is {type(body).__name__}, not a string"
-        )
+        kind = type(body).__name__
+        error = MalformedMessageError(f"message {head.message_id}: body is {kind}, not a string")
         return head.result(DeadLetter(reason="poison_message", error=error))
-    size = len(body.encode("utf-8", "surrogatepass")) if len(body) * 4 > max_body_bytes else 0
-    if size > max_body_bytes:
+    size = len(body.encode("utf-8", "surrogatepass")) if len(body) * 4 > limit else 0
+    if size > limit:
         error = MalformedMessageError(
-            f"message {head.message_id}: body is {size} bytes, over the limit of {max_body_bytes}"
+            f"message {head.message_id}: body is {size} bytes, over the limit of {limit}"
         )
         return head.result(DeadLetter(reason="poison_message", error=error))
     try:
@@ -640,27 +670,18 @@ def _read_slowly(
     job = jobs.jobs.get(envelope.job_name)
     if job is None:
         unknown = UnknownJobError(envelope.job_name)
-        if head.attempt < default_policy.max_attempts:
+        if head.attempt < head.options.default_policy.max_attempts:
             return head.result(Retry(delay=None, error=unknown))
         return head.result(DeadLetter(reason="unknown_job", error=unknown))
     try:
         payload = (job.decoder or JSON_DECODER).decode(envelope.payload)
     except (ValueError, RecursionError) as exc:
-        invalid = InvalidJobPayloadError(
-            f"job {job.name!r}: invalid payload: {_reason(exc)}", job_name=job.name
-        )
+        reason = _reason(exc)
+        invalid = InvalidJobPayloadError(f"job {job.name!r}: invalid payload: {reason}", job_name=job.name)
         invalid.__cause__ = exc
         decision = decide_retry(invalid, attempt=head.attempt, policy=job.retry, job_name=job.name)
         return head.result(decision, job, head.context(job, None, envelope))
-    return Runnable(
-        job=job,
-        payload=payload,
-        context=head.context(job, payload, envelope),
-        message_id=head.message_id,
-        attempt=head.attempt,
-        group=head.group,
-        raw=head.raw,
-    )
+    return head.context(job, payload, envelope)
 
 
 def _reason(error: BaseException) -> str:
@@ -670,9 +691,8 @@ def _reason(error: BaseException) -> str:
 
 
 def _poison(head: _Header, body: str, jobs: JobTable, error: BaseException) -> RecordResult:
-    failure = MalformedMessageError(
-        f"message {head.message_id}: not a glasswork job message: {_reason(error)}"
-    )
+    reason = _reason(error)
+    failure = MalformedMessageError(f"message {head.message_id}: not a glasswork job message: {reason}")
     failure.__cause__ = error
     outcome = DeadLetter(reason="poison_message", error=failure)
     try:
@@ -686,13 +706,25 @@ def _poison(head: _Header, body: str, jobs: JobTable, error: BaseException) -> R
     return head.result(outcome, job, head.context(job, loose.get("payload"), None))
 
 
-def finish_record(runnable: Runnable, error: BaseException | None, *, jitter: float = 1.0) -> RecordResult:
-    """The second half of `process_record`: the result of a handler that returned or raised."""
-    if error is None:
-        return runnable.result(ACK)
-    job = runnable.job
-    return runnable.result(
-        decide_retry(error, attempt=runnable.attempt, policy=job.retry, jitter=jitter, job_name=job.name)
+def _finish(ctx: JobContext, error: BaseException | None, options: RecordOptions) -> RecordResult:
+    """The result of a record whose handler returned (`error` is `None`) or raised."""
+    job: Job[Any] = ctx._job
+    outcome: Outcome = (
+        ACK
+        if error is None
+        else decide_retry(
+            error, attempt=ctx._attempt, policy=job.retry, jitter=options.jitter(), job_name=job.name
+        )
+    )
+    return RecordResult(
+        message_id=ctx._message_id,
+        outcome=outcome,
+        attempt=ctx._attempt,
+        group=ctx._group,
+        job=job,
+        context=ctx,
+        ran=True,
+        raw=ctx._record,
     )
 
 
@@ -716,19 +748,67 @@ async def _awaited(awaitable: Awaitable[object]) -> object:
     return await awaitable
 
 
+def run_record(
+    record: object,
+    jobs: JobTable,
+    run: Runner | None,
+    blocked_groups: Container[str],
+    time_left_ms: int | None,
+    options: RecordOptions,
+) -> RecordResult:
+    """`process_record` with positional arguments, as the worker's loop calls it once per record.
+
+    `run=None` calls the handler itself, as `call_handler` would, without
+    the runner's extra call (the worker passes it when it has no start hook).
+    """
+    ctx = _prepare(record, jobs, blocked_groups, time_left_ms, options)
+    if type(ctx) is not JobContext:
+        return ctx  # type: ignore[return-value]  # the other arm of _prepare's union
+    job: Job[Any] = ctx._job
+    try:
+        if run is None:
+            returned = job.handler(ctx._payload, ctx)
+            if returned is not None and is_awaitable(returned):
+                thread_loop().run_until_complete(_awaited(returned))
+        else:
+            run(job, ctx._payload, ctx)
+    except _STOP:
+        raise
+    except BaseException as exc:  # noqa: BLE001  # whatever a job raises is data, CancelledError included
+        return _finish(ctx, exc, options)
+    return RecordResult(ctx._message_id, ACK, ctx._attempt, ctx._group, job, ctx, True, ctx._record)
+
+
+async def run_record_async(
+    record: object,
+    jobs: JobTable,
+    run: AsyncRunner,
+    blocked_groups: Container[str],
+    time_left_ms: int | None,
+    options: RecordOptions,
+) -> RecordResult:
+    """`run_record` with an awaited runner: the same `_prepare` and `_finish` around `await run(...)`."""
+    ctx = _prepare(record, jobs, blocked_groups, time_left_ms, options)
+    if type(ctx) is not JobContext:
+        return ctx  # type: ignore[return-value]  # the other arm of _prepare's union
+    try:
+        await run(ctx._job, ctx._payload, ctx)
+    except _STOP:
+        raise
+    except BaseException as exc:  # noqa: BLE001  # whatever a job raises is data, CancelledError included
+        return _finish(ctx, exc, options)
+    return _finish(ctx, None, options)
+
+
 def process_record(
     record: object,
     jobs: JobTable,
     *,
     run: Runner = call_handler,
     jitter: float = 1.0,
-    services: Services = NO_SERVICES,
-    lambda_context: LambdaContext | None = None,
     blocked_groups: Container[str] = _NO_GROUPS,
     time_left_ms: int | None = None,
-    time_margin_ms: int = 0,
-    max_body_bytes: int = MAX_MESSAGE_BYTES,
-    default_policy: RetryPolicy = DEFAULT_POLICY,
+    options: RecordOptions = DEFAULT_OPTIONS,
 ) -> RecordResult:
     """Run one record through the pipeline: read, decode, find the job, run, decide.
 
@@ -738,78 +818,37 @@ def process_record(
             read gets its outcome from the table.
         jobs: The jobs (a `JobRegistry` or `JobTable`).
         run: Runs the handler (the one effect, injected): `run(job, payload, ctx)`.
-        jitter: A number in `[0, 1]` for the backoff's full jitter.
-        services: `ctx.services`.
-        lambda_context: `ctx.lambda_context`.
+        jitter: A number in `[0, 1]` for the backoff's full jitter (drawn by
+            the caller; it replaces `options.jitter` unless it is 1).
         blocked_groups: FIFO message groups in which an earlier record of
             this batch was reported failed.
         time_left_ms: Milliseconds of Lambda time left (`None`: no limit).
-        time_margin_ms: Do not start a record with less time left than this.
-        max_body_bytes: A larger body is poison, not decoded.
-        default_policy: The policy of a job name that is not registered.
+        options: Services, Lambda context, time margin and limits (`RecordOptions`).
 
     Returns:
         The record's result; performing it (delete, dead-letter, visibility)
         and firing hooks is the caller's business. Never raises, but for
         `KeyboardInterrupt`, `SystemExit` and `GeneratorExit` from `run`.
     """
-    ready = prepare_record(
-        record,
-        jobs,
-        services=services,
-        lambda_context=lambda_context,
-        blocked_groups=blocked_groups,
-        time_left_ms=time_left_ms,
-        time_margin_ms=time_margin_ms,
-        max_body_bytes=max_body_bytes,
-        default_policy=default_policy,
-    )
-    if isinstance(ready, RecordResult):
-        return ready
-    try:
-        run(ready.job, ready.payload, ready.context)
-    except _STOP:
-        raise
-    except BaseException as exc:  # noqa: BLE001  # whatever a job raises is data, CancelledError included
-        return finish_record(ready, exc, jitter=jitter)
-    return ready.result(ACK)
+    if jitter != 1.0:
+        options = msgspec.structs.replace(options, jitter=lambda: jitter)
+    return run_record(record, jobs, run, blocked_groups, time_left_ms, options)
 
 
 async def process_record_async(
     record: object,
     jobs: JobTable,
     *,
-    run: Callable[[Job[Any], object, JobContext], Awaitable[object]] = call_handler_async,
+    run: AsyncRunner = call_handler_async,
     jitter: float = 1.0,
-    services: Services = NO_SERVICES,
-    lambda_context: LambdaContext | None = None,
     blocked_groups: Container[str] = _NO_GROUPS,
     time_left_ms: int | None = None,
-    time_margin_ms: int = 0,
-    max_body_bytes: int = MAX_MESSAGE_BYTES,
-    default_policy: RetryPolicy = DEFAULT_POLICY,
+    options: RecordOptions = DEFAULT_OPTIONS,
 ) -> RecordResult:
-    """`process_record` with an awaited runner: the same two halves around `await run(...)`."""
-    ready = prepare_record(
-        record,
-        jobs,
-        services=services,
-        lambda_context=lambda_context,
-        blocked_groups=blocked_groups,
-        time_left_ms=time_left_ms,
-        time_margin_ms=time_margin_ms,
-        max_body_bytes=max_body_bytes,
-        default_policy=default_policy,
-    )
-    if isinstance(ready, RecordResult):
-        return ready
-    try:
-        await run(ready.job, ready.payload, ready.context)
-    except _STOP:
-        raise
-    except BaseException as exc:  # noqa: BLE001  # whatever a job raises is data, CancelledError included
-        return finish_record(ready, exc, jitter=jitter)
-    return ready.result(ACK)
+    """`process_record` with an awaited runner (`async def` jobs run concurrently in a shell of yours)."""
+    if jitter != 1.0:
+        options = msgspec.structs.replace(options, jitter=lambda: jitter)
+    return await run_record_async(record, jobs, run, blocked_groups, time_left_ms, options)
 
 
 def decode_message(body: str | bytes) -> JobEnvelope:

@@ -48,6 +48,7 @@ from glasswork.core import (
     Discard,
     Job,
     JobTable,
+    RecordOptions,
     RecordResult,
     Retry,
     decide_retry,
@@ -555,9 +556,8 @@ def run_job(
             value = thread_loop().run_until_complete(_awaited(value))
         returned.append(value)
 
-    result = process_record(
-        made.record, made.table, run=run, jitter=jitter, services=made.services, lambda_context=lambda_context
-    )
+    options = RecordOptions(services=made.services, lambda_context=lambda_context)
+    result = process_record(made.record, made.table, run=run, jitter=jitter, options=options)
     if refused:
         msg = f"job {refused[0]!r} is async and an event loop is running here: use `await run_job_async(...)`"
         raise RuntimeError(msg)
@@ -615,9 +615,8 @@ async def run_job_async(
             value = await value
         returned.append(value)
 
-    result = await process_record_async(
-        made.record, made.table, run=run, jitter=jitter, services=made.services, lambda_context=lambda_context
-    )
+    options = RecordOptions(services=made.services, lambda_context=lambda_context)
+    result = await process_record_async(made.record, made.table, run=run, jitter=jitter, options=options)
     return _run_of(job, result, returned)
 
 

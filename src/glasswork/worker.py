@@ -34,11 +34,13 @@ from glasswork.core import (
     Duration,
     Job,
     Outcome,
+    RecordOptions,
     RecordResult,
     Retry,
-    process_record,
-    process_record_async,
+    Runner,
     record_group,
+    run_record,
+    run_record_async,
     to_seconds,
 )
 from glasswork.drivers.base import DeadLetterInfo, VisibilityChange, WorkerDriver
@@ -92,14 +94,15 @@ class WorkerHooks(msgspec.Struct, frozen=True, kw_only=True):
         return any(is_async_callable(h) for h in hooks if h is not None)
 
 
-class Settled(msgspec.Struct, frozen=True, kw_only=True):
+class Settled(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """How one record of a batch ended, after the shell acted on its outcome.
 
     Attributes:
         result: The pure pipeline's result.
         disposition: `succeeded`, `failed` (reported in `batchItemFailures`),
             `dead_lettered` (the DLQ send succeeded) or `discarded`.
-        duration: Seconds the record took, its handler and hooks included.
+        duration: Seconds the record took, its handler and hooks included;
+            0 for a success the handler did not report or log (not measured).
     """
 
     result: RecordResult
@@ -192,7 +195,7 @@ class Worker:
         self._log = logger
         self._use_loop = hooks.any_async() or any(j.is_async for j in registry.jobs.values())
         self._checked_sources: set[str] = set()
-        self._run_sync_job = self._call_job
+        self._run_sync_job: Runner | None = self._call_job if hooks.on_job_start is not None else None
         self._run_async_job = self._call_job_async
 
     # --- entry point ----------------------------------------------------------
@@ -215,8 +218,10 @@ class Worker:
         raw = event.get("Records", _NOT_SQS) if isinstance(event, Mapping) else _NOT_SQS
         if raw is _NOT_SQS:
             return self.run_direct(event, context)
-        settled = self._run_batch(raw, context)
-        return {"batchItemFailures": [{"itemIdentifier": i} for i in _failed_ids(settled)]}
+        unsettled = self._run_batch(raw, context, every=False)
+        if not unsettled:
+            return {"batchItemFailures": []}
+        return {"batchItemFailures": [{"itemIdentifier": i} for i in _failed_ids(unsettled)]}
 
     def process_batch(self, event: Mapping[str, object], context: object = None) -> BatchReport:
         """Run an SQS event's records and settle each one; never raises for an SQS batch.
@@ -228,11 +233,12 @@ class Worker:
             InvalidEventError: `Records` is not a list, or its first record
                 comes from another event source; nothing has run.
         """
-        return BatchReport(settled=self._run_batch(event.get("Records"), context))
+        return BatchReport(settled=self._run_batch(event.get("Records"), context, every=True))
 
     # --- SQS batches ----------------------------------------------------------
 
-    def _run_batch(self, raw: object, context: object) -> list[Settled]:
+    def _run_batch(self, raw: object, context: object, *, every: bool) -> list[Settled]:
+        """Settle every record; return them all (`every`), or only those that did not succeed."""
         if not isinstance(raw, list):
             msg = f"expected an SQS event whose 'Records' is a list, got {type(raw).__name__}"
             raise InvalidEventError(msg)
@@ -245,50 +251,74 @@ class Worker:
             raise InvalidEventError(msg)
         lambda_context = _lambda_context(context)
         if self._use_loop:
-            settled = thread_loop().run_until_complete(self._run_async(raw, lambda_context))
+            settled = thread_loop().run_until_complete(self._run_async(raw, lambda_context, every))
         else:
-            settled = self._run_sync(raw, lambda_context)
+            settled = self._run_sync(raw, lambda_context, every)
         self._apply_visibility(settled)
         return settled
 
-    def _run_sync(self, raw: list[object], lambda_context: LambdaContext | None) -> list[Settled]:
-        """Run the records one after another."""
+    def _options(self, lambda_context: LambdaContext | None) -> RecordOptions:
+        return RecordOptions(
+            services=self.services,
+            lambda_context=lambda_context,
+            time_margin_ms=self.time_margin_ms,
+            max_body_bytes=self.max_body_bytes,
+            jitter=self._jitter,
+        )
+
+    def _run_sync(
+        self, raw: list[object], lambda_context: LambdaContext | None, every: bool
+    ) -> list[Settled]:
+        """Run the records one after another (see `_run_batch` for `every`)."""
+        options = self._options(lambda_context)
         remaining = lambda_context.get_remaining_time_in_millis if lambda_context is not None else None
+        jobs, run, clock = self.registry, self._run_sync_job, time.perf_counter
+        debug = self._log.isEnabledFor(logging.DEBUG)
         blocked: set[str] = set()
         settled: list[Settled] = []
+        on_complete = self.hooks.on_job_complete
         for item in raw:
-            started = time.perf_counter()
-            result = process_record(
-                item,
-                self.registry,
-                run=self._run_sync_job,
-                jitter=self._jitter(),
-                services=self.services,
-                lambda_context=lambda_context,
-                blocked_groups=blocked,
-                time_left_ms=remaining() if remaining is not None else None,
-                time_margin_ms=self.time_margin_ms,
-                max_body_bytes=self.max_body_bytes,
-            )
-            if type(result.outcome) is Ack and self.hooks.on_job_complete is None:
-                done = Settled(result=result, disposition="succeeded", duration=time.perf_counter() - started)
-            else:
-                for call in self._hooks_after_run(result):
-                    self._fire(call)
-                disposition = self._perform(result)
-                for call in self._hooks_after_perform(result, disposition):
-                    self._fire(call)
-                done = Settled(result=result, disposition=disposition, duration=time.perf_counter() - started)
+            started = clock()
+            time_left = remaining() if remaining is not None else None
+            result = run_record(item, jobs, run, blocked, time_left, options)
+            if type(result.outcome) is Ack:
+                ctx = result.context
+                if on_complete is not None and ctx is not None:
+                    try:  # `_fire`, inline: this runs after every success
+                        completed = on_complete(ctx.execution, ctx)
+                        if completed is not None and is_awaitable(completed):
+                            thread_loop().run_until_complete(_awaited(completed))
+                    except _STOP:
+                        raise
+                    except BaseException as exc:  # noqa: BLE001  # a hook never changes an outcome
+                        self._hook_failed(on_complete, exc)
+                if every or debug:
+                    done = Settled(result=result, disposition="succeeded", duration=clock() - started)
+                    if debug:
+                        self._log_settled(done)
+                    settled.append(done)
+                continue
+            call = self._after_run(result)
+            if call is not None:
+                self._fire(*call)
+            disposition = self._perform(result)
+            call = self._after_perform(result, disposition)
+            if call is not None:
+                self._fire(*call)
+            done = Settled(result=result, disposition=disposition, duration=clock() - started)
             self._settled(done, blocked)
             settled.append(done)
         return settled
 
-    async def _run_async(self, raw: list[object], lambda_context: LambdaContext | None) -> list[Settled]:
+    async def _run_async(
+        self, raw: list[object], lambda_context: LambdaContext | None, every: bool
+    ) -> list[Settled]:
         """Run the records concurrently, up to `max_concurrency`, each FIFO group in order."""
         import asyncio  # noqa: PLC0415  # only modules with async jobs or hooks load asyncio
 
-        semaphore = asyncio.Semaphore(self.max_concurrency)
+        options = self._options(lambda_context)
         remaining = lambda_context.get_remaining_time_in_millis if lambda_context is not None else None
+        semaphore = asyncio.Semaphore(self.max_concurrency)
         blocked: set[str] = set()
         settled: list[Settled | None] = [None] * len(raw)
         lanes: dict[str | int, list[int]] = {}
@@ -300,31 +330,24 @@ class Worker:
             for index in indexes:
                 async with semaphore:
                     started = time.perf_counter()
-                    result = await process_record_async(
-                        raw[index],
-                        self.registry,
-                        run=self._run_async_job,
-                        jitter=self._jitter(),
-                        services=self.services,
-                        lambda_context=lambda_context,
-                        blocked_groups=blocked,
-                        time_left_ms=remaining() if remaining is not None else None,
-                        time_margin_ms=self.time_margin_ms,
-                        max_body_bytes=self.max_body_bytes,
+                    time_left = remaining() if remaining is not None else None
+                    result = await run_record_async(
+                        raw[index], self.registry, self._run_async_job, blocked, time_left, options
                     )
-                    for call in self._hooks_after_run(result):
-                        await self._fire_async(call)
+                    call = self._after_run(result)
+                    if call is not None:
+                        await self._fire_async(*call)
                     disposition = self._perform(result)
-                    for call in self._hooks_after_perform(result, disposition):
-                        await self._fire_async(call)
-                    done = Settled(
-                        result=result, disposition=disposition, duration=time.perf_counter() - started
-                    )
+                    call = self._after_perform(result, disposition)
+                    if call is not None:
+                        await self._fire_async(*call)
+                    duration = time.perf_counter() - started
+                    done = Settled(result=result, disposition=disposition, duration=duration)
                 self._settled(done, blocked)
                 settled[index] = done
 
         await asyncio.gather(*(run_lane(indexes) for indexes in lanes.values()))
-        return [done for done in settled if done is not None]
+        return [done for done in settled if done is not None and (every or done.disposition != "succeeded")]
 
     def _settled(self, done: Settled, blocked: set[str]) -> None:
         """Log a settled record; a record reported failed blocks the rest of its FIFO group."""
@@ -338,8 +361,16 @@ class Worker:
 
     def _call_job(self, job: Job[Any], payload: object, ctx: JobContext) -> object:
         """The sync shell's runner: the start hook, then the handler (async ones on the thread's loop)."""
-        if self.hooks.on_job_start is not None:
-            self._fire((self.hooks.on_job_start, (ctx.execution, ctx)))
+        on_start = self.hooks.on_job_start
+        if on_start is not None:
+            try:  # `_fire`, inline: this runs before every handler
+                started = on_start(ctx.execution, ctx)
+                if started is not None and is_awaitable(started):
+                    thread_loop().run_until_complete(_awaited(started))
+            except _STOP:
+                raise
+            except BaseException as exc:  # noqa: BLE001  # a hook never changes an outcome
+                self._hook_failed(on_start, exc)
         returned = job.handler(payload, ctx)
         if returned is not None and is_awaitable(returned):
             return thread_loop().run_until_complete(_awaited(returned))
@@ -347,44 +378,41 @@ class Worker:
 
     async def _call_job_async(self, job: Job[Any], payload: object, ctx: JobContext) -> object:
         """The async shell's runner: the start hook, then the handler, awaited."""
-        if self.hooks.on_job_start is not None:
-            await self._fire_async((self.hooks.on_job_start, (ctx.execution, ctx)))
+        on_start = self.hooks.on_job_start
+        if on_start is not None:
+            await self._fire_async(on_start, (ctx.execution, ctx))
         returned = job.handler(payload, ctx)
         if returned is not None and is_awaitable(returned):
             return await returned
         return returned
 
-    def _hooks_after_run(self, result: RecordResult) -> list[_HookCall]:
+    def _after_run(self, result: RecordResult) -> _HookCall | None:
         """`on_job_complete` after a success; `on_job_failed` after a handler error or an invalid payload."""
         ctx = result.context
         if ctx is None:
-            return []
+            return None
         outcome = result.outcome
         if type(outcome) is Ack:
-            hook: Callable[..., object] | None = self.hooks.on_job_complete
-            return [(hook, (ctx.execution, ctx))] if hook is not None else []
-        hook = self.hooks.on_job_failed
-        if hook is None or not (result.ran or _invalid_payload(outcome)):
-            return []
-        return [(hook, (ctx.execution, ctx, _error_of(outcome)))]
+            complete = self.hooks.on_job_complete
+            return (complete, (ctx.execution, ctx)) if complete is not None else None
+        failed = self.hooks.on_job_failed
+        if failed is None or not (result.ran or _invalid_payload(outcome)):
+            return None
+        return failed, (ctx.execution, ctx, _error_of(outcome))
 
-    def _hooks_after_perform(self, result: RecordResult, disposition: Disposition) -> list[_HookCall]:
+    def _after_perform(self, result: RecordResult, disposition: Disposition) -> _HookCall | None:
         """`on_job_dead_letter` once the message reached the dead-letter queue, when its job is known."""
         ctx = result.context
         hook = self.hooks.on_job_dead_letter
         outcome = result.outcome
-        if (
-            ctx is None
-            or hook is None
-            or disposition != "dead_lettered"
-            or not isinstance(outcome, DeadLetter)
-        ):
-            return []
-        return [(hook, (ctx.execution, ctx, outcome.error))]
+        if ctx is None or hook is None or disposition != "dead_lettered":
+            return None
+        if not isinstance(outcome, DeadLetter):
+            return None
+        return hook, (ctx.execution, ctx, outcome.error)
 
-    def _fire(self, call: _HookCall) -> None:
+    def _fire(self, hook: Callable[..., object], args: tuple[object, ...]) -> None:
         """Call a hook; whatever it raises is logged and changes nothing."""
-        hook, args = call
         try:
             returned = hook(*args)
             if returned is not None and is_awaitable(returned):
@@ -394,9 +422,8 @@ class Worker:
         except BaseException as exc:  # noqa: BLE001  # a hook never changes an outcome
             self._hook_failed(hook, exc)
 
-    async def _fire_async(self, call: _HookCall) -> None:
+    async def _fire_async(self, hook: Callable[..., object], args: tuple[object, ...]) -> None:
         """`_fire` on the running loop."""
-        hook, args = call
         try:
             returned = hook(*args)
             if returned is not None and is_awaitable(returned):
@@ -623,16 +650,11 @@ class Worker:
         if self._use_loop:
             result = thread_loop().run_until_complete(self._direct_async(record, lambda_context))
         else:
-            result = process_record(
-                record,
-                self.registry,
-                run=self._run_sync_job,
-                services=self.services,
-                lambda_context=lambda_context,
-                max_body_bytes=self.max_body_bytes,
-            )
-            for call in self._hooks_after_run(result):
-                self._fire(call)
+            options = self._options(lambda_context)
+            result = run_record(record, self.registry, self._run_sync_job, (), None, options)
+            call = self._after_run(result)
+            if call is not None:
+                self._fire(*call)
         outcome = result.outcome
         if isinstance(outcome, Ack):
             return {"jobName": name, "jobId": job_id, "status": "succeeded"}
@@ -652,16 +674,11 @@ class Worker:
     async def _direct_async(
         self, record: dict[str, object], lambda_context: LambdaContext | None
     ) -> RecordResult:
-        result = await process_record_async(
-            record,
-            self.registry,
-            run=self._run_async_job,
-            services=self.services,
-            lambda_context=lambda_context,
-            max_body_bytes=self.max_body_bytes,
-        )
-        for call in self._hooks_after_run(result):
-            await self._fire_async(call)
+        options = self._options(lambda_context)
+        result = await run_record_async(record, self.registry, self._run_async_job, (), None, options)
+        call = self._after_run(result)
+        if call is not None:
+            await self._fire_async(*call)
         return result
 
 
