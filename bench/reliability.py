@@ -57,6 +57,7 @@ from tests.faults import (  # noqa: E402  # after the repo root is on sys.path
 
 from glasswork import (  # noqa: E402  # see above
     JobContext,
+    JobMessage,
     JobService,
     Module,
     PermanentJobError,
@@ -65,7 +66,6 @@ from glasswork import (  # noqa: E402  # see above
     bootstrap_worker,
     define_job,
 )
-from glasswork import JobMessage  # noqa: E402  # see above
 from glasswork.drivers.sqlite import SQLiteQueueDriver  # noqa: E402  # see above
 from glasswork.drivers.sqs import SQSQueueDriver  # noqa: E402  # see above
 from glasswork.errors import BatchEnqueueError, DriverError, ThrottledError  # noqa: E402  # see above

@@ -37,7 +37,7 @@ import math
 from collections.abc import Awaitable, Callable, Container, Iterable, Mapping
 from datetime import timedelta
 from types import MappingProxyType
-from typing import Any, Final, Generic, Literal, TypeAlias, TypeVar, Union
+from typing import Any, Final, Generic, Literal, TypeAlias, TypeVar, Union, overload
 
 import msgspec
 
@@ -511,7 +511,7 @@ def _group(attributes: Mapping[str, object]) -> str | None:
     return group if type(group) is str else None
 
 
-def _context(
+def _context(  # noqa: PLR0917  # positional: the slow path's one call site
     job: Job[Any],
     payload: object,
     envelope: object,
@@ -535,79 +535,6 @@ def _context(
     ctx._group = group
     ctx._record = record
     return ctx
-
-
-def _prepare(
-    record: object,
-    jobs: JobTable,
-    blocked_groups: Container[str],
-    time_left_ms: int | None,
-    options: RecordOptions,
-) -> JobContext | RecordResult:
-    """Read a record up to the handler call: the context to run it with, or its result.
-
-    The common record (a dict, a string `ApproximateReceiveCount`, the body of
-    a registered job) takes one decode; whatever that decode refuses goes to
-    `_read_slowly`, which says why. Never raises.
-    """
-    fields = record if type(record) is dict else _fields(record)
-    try:  # subscripts: the common record has every key; the KeyError path reads the same with .get
-        message_id = fields["messageId"]
-        body = fields["body"]
-        attributes = fields["attributes"]
-    except KeyError:
-        message_id, body, attributes = fields.get("messageId"), fields.get("body"), fields.get("attributes")
-    if type(message_id) is not str or not message_id:
-        return RecordResult(message_id="", outcome=_DEFER_UNREADABLE, attempt=0, raw=record)
-    if type(attributes) is not dict:
-        attributes = _attributes(fields)
-    try:
-        attempt = _ATTEMPTS[attributes["ApproximateReceiveCount"]]
-    except (KeyError, TypeError):  # absent, unhashable, over 100 or not ASCII digits
-        attempt = max(read_count(attributes.get("ApproximateReceiveCount")) or 1, 1)
-    group = attributes["MessageGroupId"] if "MessageGroupId" in attributes else None
-    if type(group) is not str:
-        group = None
-    elif group in blocked_groups:
-        return RecordResult(
-            message_id=message_id, outcome=_DEFER_GROUP, attempt=attempt, group=group, raw=record
-        )
-    if time_left_ms is not None and time_left_ms < options.time_margin_ms:
-        return RecordResult(
-            message_id=message_id, outcome=_DEFER_TIME, attempt=attempt, group=group, raw=record
-        )
-    decoder = jobs.decoder
-    if type(body) is str and decoder is not None and len(body) * 4 <= options.max_body_bytes:
-        try:
-            envelope = decoder.decode(body)
-        except (ValueError, RecursionError):
-            pass
-        else:
-            job = jobs._by_type[type(envelope)]  # noqa: SLF001  # the table's own index
-            ctx: JobContext = _new_context(JobContext)  # as _context does, inline: the hot path
-            ctx.services = options.services
-            ctx.lambda_context = options.lambda_context
-            ctx._execution = None
-            ctx._logger = None
-            ctx._job = job
-            ctx._payload = envelope.payload
-            ctx._envelope = envelope
-            ctx._message_id = message_id
-            ctx._attempt = attempt
-            ctx._group = group
-            ctx._record = record
-            return ctx
-    return _read_slowly(
-        _Header(
-            message_id=message_id,
-            attempt=attempt,
-            group=group,
-            raw=record,
-            options=options,
-        ),
-        body,
-        jobs,
-    )
 
 
 class _Header(msgspec.Struct, frozen=True, kw_only=True):
@@ -748,6 +675,17 @@ async def _awaited(awaitable: Awaitable[object]) -> object:
     return await awaitable
 
 
+class _Hold:
+    """The type of `HOLD`."""
+
+    __slots__ = ()
+
+
+HOLD: Final = _Hold()
+"""A `run_record` runner that runs nothing: it returns the context to run instead (the async path)."""
+
+
+@overload
 def run_record(
     record: object,
     jobs: JobTable,
@@ -755,15 +693,87 @@ def run_record(
     blocked_groups: Container[str],
     time_left_ms: int | None,
     options: RecordOptions,
-) -> RecordResult:
+) -> RecordResult: ...
+@overload
+def run_record(
+    record: object,
+    jobs: JobTable,
+    run: _Hold,
+    blocked_groups: Container[str],
+    time_left_ms: int | None,
+    options: RecordOptions,
+) -> RecordResult | JobContext: ...
+def run_record(  # noqa: PLR0915, PLR0917  # the hot path in one frame; positional: called per record
+    record: object,
+    jobs: JobTable,
+    run: Runner | _Hold | None,
+    blocked_groups: Container[str],
+    time_left_ms: int | None,
+    options: RecordOptions,
+) -> RecordResult | JobContext:
     """`process_record` with positional arguments, as the worker's loop calls it once per record.
 
-    `run=None` calls the handler itself, as `call_handler` would, without
-    the runner's extra call (the worker passes it when it has no start hook).
+    The common record (a dict, a string `ApproximateReceiveCount`, the body of
+    a registered job) takes one decode; whatever that decode refuses goes to
+    `_read_slowly`, which says why. `run=None` calls the handler itself, as
+    `call_handler` would, without the runner's extra call (the worker passes
+    it when it has no start hook); `run=HOLD` stops before the handler and
+    returns the context to run (`run_record_async` awaits the handler then).
     """
-    ctx = _prepare(record, jobs, blocked_groups, time_left_ms, options)
-    if type(ctx) is not JobContext:
-        return ctx  # type: ignore[return-value]  # the other arm of _prepare's union
+    ready: JobContext | RecordResult | None = None
+    fields = record if type(record) is dict else _fields(record)
+    try:  # subscripts: the common record has every key; the KeyError path reads the same with .get
+        message_id = fields["messageId"]
+        body = fields["body"]
+        attributes = fields["attributes"]
+    except KeyError:
+        message_id, body, attributes = fields.get("messageId"), fields.get("body"), fields.get("attributes")
+    if type(message_id) is not str or not message_id:
+        return RecordResult(message_id="", outcome=_DEFER_UNREADABLE, attempt=0, raw=record)
+    if type(attributes) is not dict:
+        attributes = _attributes(fields)
+    try:
+        attempt = _ATTEMPTS[attributes["ApproximateReceiveCount"]]
+    except (KeyError, TypeError):  # absent, unhashable, over 100 or not ASCII digits
+        attempt = max(read_count(attributes.get("ApproximateReceiveCount")) or 1, 1)
+    group = attributes.get("MessageGroupId")
+    if type(group) is not str:
+        group = None
+    elif group in blocked_groups:
+        return RecordResult(
+            message_id=message_id, outcome=_DEFER_GROUP, attempt=attempt, group=group, raw=record
+        )
+    if time_left_ms is not None and time_left_ms < options.time_margin_ms:
+        return RecordResult(
+            message_id=message_id, outcome=_DEFER_TIME, attempt=attempt, group=group, raw=record
+        )
+    decoder = jobs.decoder
+    if type(body) is str and decoder is not None and len(body) * 4 <= options.max_body_bytes:
+        try:
+            envelope = decoder.decode(body)
+        except (ValueError, RecursionError):
+            pass
+        else:
+            found = jobs._by_type[type(envelope)]  # the table's own index
+            fresh: JobContext = _new_context(JobContext)  # as _context does, inline: the hot path
+            fresh.services = options.services
+            fresh.lambda_context = options.lambda_context
+            fresh._execution = None
+            fresh._logger = None
+            fresh._job = found
+            fresh._payload = envelope.payload
+            fresh._envelope = envelope
+            fresh._message_id = message_id
+            fresh._attempt = attempt
+            fresh._group = group
+            fresh._record = record
+            ready = fresh
+    if ready is None:
+        head = _Header(message_id=message_id, attempt=attempt, group=group, raw=record, options=options)
+        ready = _read_slowly(head, body, jobs)
+    if type(ready) is RecordResult or run is HOLD:
+        return ready
+    ctx: JobContext = ready  # type: ignore[assignment]  # neither a RecordResult nor None here
     job: Job[Any] = ctx._job
     try:
         if run is None:
@@ -771,7 +781,7 @@ def run_record(
             if returned is not None and is_awaitable(returned):
                 thread_loop().run_until_complete(_awaited(returned))
         else:
-            run(job, ctx._payload, ctx)
+            run(job, ctx._payload, ctx)  # type: ignore[operator]  # not HOLD: returned above
     except _STOP:
         raise
     except BaseException as exc:  # noqa: BLE001  # whatever a job raises is data, CancelledError included
@@ -779,7 +789,7 @@ def run_record(
     return RecordResult(ctx._message_id, ACK, ctx._attempt, ctx._group, job, ctx, True, ctx._record)
 
 
-async def run_record_async(
+async def run_record_async(  # noqa: PLR0917  # positional, as `run_record`
     record: object,
     jobs: JobTable,
     run: AsyncRunner,
@@ -788,9 +798,9 @@ async def run_record_async(
     options: RecordOptions,
 ) -> RecordResult:
     """`run_record` with an awaited runner: the same `_prepare` and `_finish` around `await run(...)`."""
-    ctx = _prepare(record, jobs, blocked_groups, time_left_ms, options)
+    ctx = run_record(record, jobs, HOLD, blocked_groups, time_left_ms, options)
     if type(ctx) is not JobContext:
-        return ctx  # type: ignore[return-value]  # the other arm of _prepare's union
+        return ctx  # type: ignore[return-value]  # the other arm of the union
     try:
         await run(ctx._job, ctx._payload, ctx)
     except _STOP:

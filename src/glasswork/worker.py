@@ -195,6 +195,12 @@ class Worker:
         self._log = logger
         self._use_loop = hooks.any_async() or any(j.is_async for j in registry.jobs.values())
         self._checked_sources: set[str] = set()
+        self._record_options = RecordOptions(
+            services=services,
+            time_margin_ms=time_margin_ms,
+            max_body_bytes=max_body_bytes,
+            jitter=jitter,
+        )
         self._run_sync_job: Runner | None = self._call_job if hooks.on_job_start is not None else None
         self._run_async_job = self._call_job_async
 
@@ -215,7 +221,9 @@ class Worker:
             InvalidEventError: The event is neither an SQS batch nor a job invocation.
             Exception: Whatever a directly invoked job raised (so Lambda retries it).
         """
-        raw = event.get("Records", _NOT_SQS) if isinstance(event, Mapping) else _NOT_SQS
+        raw = (
+            event.get("Records", _NOT_SQS) if type(event) is dict or isinstance(event, Mapping) else _NOT_SQS
+        )
         if raw is _NOT_SQS:
             return self.run_direct(event, context)
         unsettled = self._run_batch(raw, context, every=False)
@@ -254,17 +262,15 @@ class Worker:
             settled = thread_loop().run_until_complete(self._run_async(raw, lambda_context, every))
         else:
             settled = self._run_sync(raw, lambda_context, every)
-        self._apply_visibility(settled)
+        if settled:
+            self._apply_visibility(settled)
         return settled
 
     def _options(self, lambda_context: LambdaContext | None) -> RecordOptions:
-        return RecordOptions(
-            services=self.services,
-            lambda_context=lambda_context,
-            time_margin_ms=self.time_margin_ms,
-            max_body_bytes=self.max_body_bytes,
-            jitter=self._jitter,
-        )
+        """The batch's `RecordOptions`: the worker's own, with this invocation's Lambda context."""
+        if lambda_context is None:
+            return self._record_options
+        return msgspec.structs.replace(self._record_options, lambda_context=lambda_context)
 
     def _run_sync(
         self, raw: list[object], lambda_context: LambdaContext | None, every: bool
@@ -699,7 +705,8 @@ def _payload_text(payload: object) -> str:
 
 
 def _lambda_context(context: object) -> LambdaContext | None:
-    if callable(getattr(context, "get_remaining_time_in_millis", None)):
+    """`context` when it tells the remaining time as Lambda's does, else `None`."""
+    if context is not None and callable(getattr(context, "get_remaining_time_in_millis", None)):
         return cast("LambdaContext", context)
     return None
 
