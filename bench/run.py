@@ -1,4 +1,4 @@
-"""glasswork's performance targets (issue 5), measured side by side in one run.
+"""glasswork's performance targets (issues 5 and 10), measured side by side in one run.
 
 Prints one markdown table of ratios, each row with its target and PASS/FAIL:
 
@@ -7,8 +7,8 @@ Prints one markdown table of ratios, each row with its target and PASS/FAIL:
    doing the same JSON decode and dispatch by job name, vs a bare floor
    (msgspec typed decode of the body + dict dispatch). Rounds alternate the
    three in one process; ratios use each side's best round (medians shown
-   beside). With valgrind, instruction counts (callgrind, a run of N + K
-   invocations minus a run of N, so start-up cancels) give a second ratio that
+   beside). With valgrind, instruction counts (callgrind, collecting only
+   inside the measured loop of a fresh interpreter) give a second ratio that
    load on a shared machine does not move.
 2. Cold start: `python -c "import X"` minus a bare interpreter, best of
    several runs with bytecode cached; `import glasswork` must not load boto3;
@@ -22,16 +22,35 @@ Prints one markdown table of ratios, each row with its target and PASS/FAIL:
 5. Memory (in subprocesses): peak RSS at the 100th and the 1,000th warm
    invocation, and one 1,000-record batch within Lambda's default 128 MB.
 
-Run: `python bench/run.py [--quick] [--only overhead,coldstart,async,requests,memory]
-[--no-valgrind] [--keep-callgrind DIR] [--strict]`; `callgrind_annotate DIR/callgrind.glasswork.*`
-then shows where the per-record instructions go. Needs the `bench` extra (aws-lambda-powertools) and
-`moto[server]`; uses the moto server at `GLASSWORK_TEST_SQS_ENDPOINT` (as
-`make bench` starts it) or starts one in-process. This is a benchmark, not a test.
+Section `pipeline` holds issue 10's targets (rows 10.x), each a `Scenario`
+timed and counted like 1, with the root logger at WARNING:
+
+10.1 A typed success whose record carries the `JobName` attribute:
+     Powertools ÷ glasswork ≥ 3x.
+10.2 An untyped success (`payload=None`) without the attribute: ≥ 2.5x.
+10.3 3 of 10 records failing transiently (retried, not dead-lettered):
+     Powertools ÷ glasswork ≥ 1x.
+10.4 All four hooks set to sync no-ops vs none: glasswork ÷ glasswork ≤ 1.5x.
+10.5 A fresh process through its first batch: import, build the handler
+     (`bootstrap_worker` without `driver=`) and handle 10 successes, above a
+     bare interpreter: glasswork ≤ ½ of Powertools; boto3 and botocore must
+     still be unloaded after that batch.
+
+Before timing, each scenario's variants must agree on how many jobs ran and
+which records failed (`verify_scenario`).
+
+Run: `python bench/run.py [--quick] [--only overhead,pipeline,coldstart,async,requests,memory]
+[--no-valgrind] [--keep-callgrind DIR] [--strict]`; `callgrind_annotate
+DIR/callgrind.<scenario>.glasswork.*` then shows where the per-record instructions
+go. Needs the `bench` extra (aws-lambda-powertools) and `moto[server]`; uses the
+moto server at `GLASSWORK_TEST_SQS_ENDPOINT` (as `make bench` starts it) or
+starts one in-process. This is a benchmark, not a test.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import asyncio
 import collections
 import contextlib
@@ -59,21 +78,32 @@ from typing import Any, Final, Literal, TypeAlias, cast
 
 import msgspec
 
-from glasswork import JobContext, JobService, MockQueueDriver, Module, bootstrap_worker, define_job
+from glasswork import (
+    JobContext,
+    JobService,
+    MockQueueDriver,
+    Module,
+    TransientJobError,
+    WorkerHooks,
+    bootstrap_worker,
+    define_job,
+)
 from glasswork.testing import FakeLambdaContext, job_body, sqs_event, sqs_record
 
 Event: TypeAlias = dict[str, object]
 Handler: TypeAlias = Callable[[Event, object], object]
-Variant: TypeAlias = Literal["glasswork", "powertools", "floor"]
-LoggingMode: TypeAlias = Literal["no-handler", "handler"]
+Variant: TypeAlias = Literal["glasswork", "powertools", "floor", "glasswork-hooks"]
+LoggingMode: TypeAlias = Literal["no-handler", "handler", "warning"]
 Verdict: TypeAlias = Literal["PASS", "FAIL", "info", "skipped"]
 
 HERE: Final = Path(__file__).resolve()
 ROOT: Final = HERE.parent.parent
 VARIANTS: Final[tuple[Variant, ...]] = ("glasswork", "powertools", "floor")
 LOGGING_MODES: Final[tuple[LoggingMode, ...]] = ("no-handler", "handler")
-SECTIONS: Final = ("overhead", "coldstart", "async", "requests", "memory")
+SECTIONS: Final = ("overhead", "pipeline", "coldstart", "async", "requests", "memory")
 BATCH: Final = 10
+FAILING: Final = frozenset({2, 5, 8})
+FLAKY_MESSAGE: Final = "the order service timed out"
 JOB_SECONDS: Final = 0.05
 MEMORY_BUDGET: Final = 128 * 1024 * 1024
 RSS_TOLERANCE: Final = 1024 * 1024
@@ -124,8 +154,44 @@ def _noop_floor(payload: OrderPayload) -> None:
     return None
 
 
-def overhead_event(records: int = BATCH, *, invocation: int = 0, note: str = "") -> Event:
-    """An SQS event of `records` no-op jobs, with ids unique to `invocation`."""
+def fails(payload: object) -> bool:
+    """Whether a flaky scenario's job fails for this payload: `order_id % 10` in `FAILING`."""
+    if isinstance(payload, OrderPayload):
+        return payload.order_id % BATCH in FAILING
+    return cast("dict[str, int]", payload)["order_id"] % BATCH in FAILING
+
+
+def _flaky(payload: object, ctx: JobContext) -> None:
+    if fails(payload):
+        raise TransientJobError(FLAKY_MESSAGE)
+
+
+def _flaky_untyped(payload: object) -> None:
+    if fails(payload):
+        raise TransientJobError(FLAKY_MESSAGE)
+
+
+def _hook(execution: object, ctx: JobContext) -> None:
+    return None
+
+
+def _error_hook(execution: object, ctx: JobContext, error: BaseException) -> None:
+    return None
+
+
+NOOP_HOOKS: Final = WorkerHooks(
+    on_job_start=_hook, on_job_complete=_hook, on_job_failed=_error_hook, on_job_dead_letter=_error_hook
+)
+
+
+def overhead_event(
+    records: int = BATCH, *, invocation: int = 0, note: str = "", attribute: bool = False
+) -> Event:
+    """An SQS event of `records` no-op jobs, with ids unique to `invocation`.
+
+    Record `i` has `order_id = invocation * records + i`; with `attribute` each
+    record carries the `JobName` message attribute, as `JobService` sends it.
+    """
     return sqs_event(
         sqs_record(
             job_body(
@@ -134,15 +200,31 @@ def overhead_event(records: int = BATCH, *, invocation: int = 0, note: str = "")
                 job_id=f"job-{invocation}-{i}",
             ),
             message_id=f"00000000-0000-4000-8000-{invocation:06d}{i:06d}",
+            message_attributes={"JobName": "noop"} if attribute else None,
         )
         for i in range(records)
     )
 
 
-def make_glasswork(job_fn: Callable[[OrderPayload, JobContext], None] = _noop) -> Handler:
-    """glasswork's Lambda handler for one no-op job; hooks unset, an in-memory driver."""
-    job = define_job(name="noop", handler=job_fn, payload=OrderPayload)
-    return bootstrap_worker(module=Module(name="bench", jobs=[job]), driver=MockQueueDriver())
+def make_glasswork(
+    job_fn: Callable[[Any, JobContext], None] = _noop,
+    *,
+    typed: bool = True,
+    hooks: WorkerHooks | None = None,
+    driver: MockQueueDriver | None = None,
+) -> Handler:
+    """glasswork's Lambda handler for one job and an in-memory driver.
+
+    Args:
+        job_fn: The job's handler.
+        typed: Declare `payload=OrderPayload`; else the job gets the decoded JSON.
+        hooks: Lifecycle hooks (default: none).
+        driver: The worker driver (default: a fresh `MockQueueDriver`).
+    """
+    job = define_job(name="noop", handler=job_fn, payload=OrderPayload if typed else None)
+    return bootstrap_worker(
+        module=Module(name="bench", jobs=[job]), hooks=hooks, driver=driver or MockQueueDriver()
+    )
 
 
 def make_powertools(job_fn: Callable[[object], None] = _noop_untyped) -> Handler:
@@ -173,50 +255,267 @@ def make_floor(job_fn: Callable[[OrderPayload], None] = _noop_floor) -> Handler:
     def handler(event: Event, context: object) -> object:
         failures: list[dict[str, str]] = []
         for record in cast("list[dict[str, str]]", event["Records"]):
-            envelope = _envelope.decode(record["body"])
-            decoder, run = jobs[envelope.job_name]
-            run(decoder.decode(envelope.payload))
+            try:
+                envelope = _envelope.decode(record["body"])
+                decoder, run = jobs[envelope.job_name]
+                run(decoder.decode(envelope.payload))
+            except Exception:
+                failures.append({"itemIdentifier": record["messageId"]})
         return {"batchItemFailures": failures}
 
     return handler
 
 
-MAKERS: Final[dict[Variant, Callable[[], Handler]]] = {
-    "glasswork": make_glasswork,
-    "powertools": make_powertools,
-    "floor": make_floor,
+class Scenario(msgspec.Struct, frozen=True, kw_only=True):
+    """A workload every variant runs, under one logging set-up, and the target it is held to.
+
+    Attributes:
+        key: Its name in callgrind children and files.
+        label: How the table describes it.
+        mode: The logging set-up while it runs.
+        variants: The variants compared; the first is the subject, the second the reference.
+        typed: glasswork's job declares `payload=OrderPayload` (else it gets the decoded JSON).
+        attribute: Records carry the `JobName` message attribute.
+        flaky: Records whose `order_id % 10` is in `FAILING` fail transiently.
+        item: The table's `#` for the scenario's target row.
+        speedup: The target is reference ÷ subject ≥ `bound` (else subject ÷ reference ≤ `bound`).
+        bound: The target ratio.
+    """
+
+    key: str
+    label: str
+    mode: LoggingMode
+    variants: tuple[Variant, ...]
+    typed: bool = True
+    attribute: bool = False
+    flaky: bool = False
+    item: str = ""
+    speedup: bool = True
+    bound: float = 0.0
+
+    def config(self, variant: Variant) -> tuple[object, ...]:
+        """What a variant's handler and batch depend on: equal configs measure the same thing."""
+        return (variant, self.mode, self.typed, self.attribute, self.flaky)
+
+    def event(self) -> Event:
+        """The 10-record batch every variant handles."""
+        return overhead_event(attribute=self.attribute)
+
+    def expected_failures(self, event: Event) -> list[str]:
+        """The message ids every variant must report failed, in input order."""
+        if not self.flaky:
+            return []
+        records = cast("list[dict[str, str]]", event["Records"])
+        return [r["messageId"] for i, r in enumerate(records) if i % BATCH in FAILING]
+
+    @property
+    def target(self) -> str:
+        """The target as the table shows it."""
+        return f"{'≥' if self.speedup else '≤'} {self.bound:g}x"
+
+    def meets(self, ratio: float) -> bool:
+        """Whether a ratio (as `ratio_of` computes it) meets the target."""
+        return ratio >= self.bound if self.speedup else ratio <= self.bound
+
+    def ratio_of(self, values: Mapping[str, float]) -> float:
+        """Reference ÷ subject for a speed-up target, else subject ÷ reference."""
+        subject, reference = values[self.variants[0]], values[self.variants[1]]
+        return reference / subject if self.speedup else subject / reference
+
+
+OVERHEAD: Final[dict[LoggingMode, Scenario]] = {
+    mode: Scenario(
+        key=f"overhead-{mode}",
+        label="INFO, no handler" if mode == "no-handler" else "INFO, handler attached",
+        mode=mode,
+        variants=VARIANTS,
+        item="1",
+        bound=3.0,
+    )
+    for mode in LOGGING_MODES
+}
+PIPELINE: Final[tuple[Scenario, ...]] = (
+    Scenario(
+        key="typed",
+        label="Success, typed payload (msgspec Struct), `JobName` attribute",
+        mode="warning",
+        variants=("glasswork", "powertools"),
+        attribute=True,
+        item="10.1",
+        bound=3.0,
+    ),
+    Scenario(
+        key="untyped",
+        label="Success, untyped payload (`payload=None`), no `JobName` attribute",
+        mode="warning",
+        variants=("glasswork", "powertools"),
+        typed=False,
+        item="10.2",
+        bound=2.5,
+    ),
+    Scenario(
+        key="failures",
+        label=f"{len(FAILING)} of {BATCH} records fail transiently (Retry, receive count 1), "
+        "typed, `JobName` attribute",
+        mode="warning",
+        variants=("glasswork", "powertools"),
+        attribute=True,
+        flaky=True,
+        item="10.3",
+        bound=1.0,
+    ),
+    Scenario(
+        key="hooks",
+        label="Success batch of 10.1 with all four hooks set to sync no-ops",
+        mode="warning",
+        variants=("glasswork-hooks", "glasswork"),
+        attribute=True,
+        item="10.4",
+        speedup=False,
+        bound=1.5,
+    ),
+)
+SCENARIOS: Final[dict[str, Scenario]] = {s.key: s for s in (*OVERHEAD.values(), *PIPELINE)}
+VARIANT_NAMES: Final[dict[Variant, str]] = {
+    "glasswork": "glasswork",
+    "powertools": "Powertools BatchProcessor",
+    "floor": "floor",
+    "glasswork-hooks": "glasswork with 4 no-op hooks",
 }
 
 
-def verify_variants() -> None:
-    """Check that every variant runs the job once per record and reports no failure.
+class Probe:
+    """What one variant's job and hooks saw, to check that the variants of a scenario agree."""
+
+    def __init__(self) -> None:
+        self.payloads: list[object] = []
+        self.hooks: list[str] = []
+        self.driver = MockQueueDriver()
+
+    def glasswork_job(self, flaky: bool) -> Callable[[Any, JobContext], None]:
+        """A glasswork job handler that records its payload (and fails like `_flaky`)."""
+
+        def job(payload: object, ctx: JobContext) -> None:
+            self.payloads.append(payload)
+            if flaky and fails(payload):
+                raise TransientJobError(FLAKY_MESSAGE)
+
+        return job
+
+    def plain_job(self, flaky: bool) -> Callable[[Any], None]:
+        """A payload-only job (Powertools, the floor) that records its payload."""
+
+        def job(payload: object) -> None:
+            self.payloads.append(payload)
+            if flaky and fails(payload):
+                raise TransientJobError(FLAKY_MESSAGE)
+
+        return job
+
+    def worker_hooks(self) -> WorkerHooks:
+        """All four hooks, each recording its name."""
+        return WorkerHooks(
+            on_job_start=lambda execution, ctx: self.hooks.append("start"),
+            on_job_complete=lambda execution, ctx: self.hooks.append("complete"),
+            on_job_failed=lambda execution, ctx, error: self.hooks.append("failed"),
+            on_job_dead_letter=lambda execution, ctx, error: self.hooks.append("dead_letter"),
+        )
+
+
+def make_handler(scenario: Scenario, variant: Variant, probe: Probe | None = None) -> Handler:
+    """One variant's handler for a scenario; with a probe, its job and hooks record what they see."""
+    if variant in ("powertools", "floor"):
+        if probe is not None:
+            plain = probe.plain_job(scenario.flaky)
+        else:
+            plain = _flaky_untyped if scenario.flaky else _noop_untyped
+        return make_powertools(plain) if variant == "powertools" else make_floor(plain)
+    hooks: WorkerHooks | None = None
+    if variant == "glasswork-hooks":
+        hooks = NOOP_HOOKS if probe is None else probe.worker_hooks()
+    if probe is not None:
+        job = probe.glasswork_job(scenario.flaky)
+    else:
+        job = _flaky if scenario.flaky else _noop_any
+    driver = probe.driver if probe is not None else None
+    return make_glasswork(job, typed=scenario.typed, hooks=hooks, driver=driver)
+
+
+class Seen(msgspec.Struct, frozen=True, kw_only=True):
+    """What one variant did with a scenario's batch."""
+
+    ran: int
+    failed: list[str]
+    hooks: dict[str, int]
+    dead_letters: int
+
+
+def verify_scenario(scenario: Scenario) -> dict[str, Seen]:
+    """Run each variant once on the scenario's batch and check that they all did the same.
+
+    Every variant must run the job once per record and report exactly the
+    expected records failed (none, or the flaky ones); glasswork must
+    dead-letter nothing (the failures are retries) and fire its hooks once per
+    record and outcome.
+
+    Returns:
+        What each variant did.
 
     Raises:
-        RuntimeError: A variant skipped records or reported failures.
+        RuntimeError: A variant ran, failed or hooked differently.
     """
-    calls: list[object] = []
-    handlers: dict[str, Handler] = {
-        "glasswork": make_glasswork(lambda payload, ctx: calls.append(payload)),
-        "powertools": make_powertools(calls.append),
-        "floor": make_floor(calls.append),
-    }
-    event = overhead_event()
-    for name, handler in handlers.items():
-        calls.clear()
-        response = handler(event, FakeLambdaContext())
-        if response != {"batchItemFailures": []} or len(calls) != BATCH:
-            msg = f"{name}: ran {len(calls)} of {BATCH} jobs, responded {response!r}"
+    event = scenario.event()
+    context = FakeLambdaContext()
+    expected = scenario.expected_failures(event)
+    seen: dict[str, Seen] = {}
+    with logging_mode(scenario.mode):
+        for variant in scenario.variants:
+            probe = Probe()
+            response = cast(
+                "dict[str, list[dict[str, str]]]", make_handler(scenario, variant, probe)(event, context)
+            )
+            seen[variant] = Seen(
+                ran=len(probe.payloads),
+                failed=[f["itemIdentifier"] for f in response["batchItemFailures"]],
+                hooks=dict(collections.Counter(probe.hooks)),
+                dead_letters=len(probe.driver.dead_letters),
+            )
+    fired = {"start": BATCH, "complete": BATCH - len(expected), "failed": len(expected)}
+    for name, did in seen.items():
+        hooks = {hook: n for hook, n in fired.items() if n} if name == "glasswork-hooks" else {}
+        if did.ran != BATCH or did.failed != expected or did.dead_letters or did.hooks != hooks:
+            msg = (
+                f"{scenario.key}/{name}: ran {did.ran} of {BATCH} jobs, reported {did.failed} failed "
+                f"(expected {expected}), dead-lettered {did.dead_letters}, "
+                f"hooks {did.hooks} (expected {hooks})"
+            )
             raise RuntimeError(msg)
+    return seen
+
+
+def verify_variants() -> None:
+    """Check every scenario's variants (see `verify_scenario`).
+
+    Raises:
+        RuntimeError: A variant ran, failed or hooked differently.
+    """
+    for scenario in SCENARIOS.values():
+        verify_scenario(scenario)
 
 
 @contextlib.contextmanager
 def logging_mode(mode: LoggingMode) -> Iterator[io.StringIO]:
-    """Root logger at INFO with no handler, or with a stream handler; restored afterwards."""
+    """The root logger as a mode sets it up, restored afterwards.
+
+    `no-handler`: INFO, nothing attached. `handler`: INFO, a stream handler.
+    `warning`: WARNING with a stream handler, as on Lambda by default: the
+    outcome log stays on, but INFO (a retried failure) is filtered out.
+    """
     root = logging.getLogger()
     saved_level, saved_handlers = root.level, root.handlers[:]
     stream = io.StringIO()
-    root.handlers = [logging.StreamHandler(stream)] if mode == "handler" else []
-    root.setLevel(logging.INFO)
+    root.handlers = [] if mode == "no-handler" else [logging.StreamHandler(stream)]
+    root.setLevel(logging.WARNING if mode == "warning" else logging.INFO)
     try:
         yield stream
     finally:
@@ -245,6 +544,14 @@ def verdict(ok: bool) -> Verdict:
     return "PASS" if ok else "FAIL"
 
 
+def verdicts(time_ok: bool, instructions_ok: bool | None) -> str:
+    """The time verdict, with the instructions' verdict beside it when the two disagree."""
+    result: str = verdict(time_ok)
+    if instructions_ok is not None and instructions_ok != time_ok:
+        result += f" (instructions: {verdict(instructions_ok)})"
+    return result
+
+
 def render(rows: Sequence[Row]) -> str:
     """The markdown table."""
     head = ["#", "Measure", "glasswork", "Compared with", "Ratio (time)", "Ratio (instructions)", "Target"]
@@ -259,13 +566,13 @@ def _x(value: float) -> str:
     return f"{value:.2f}x"
 
 
-# --- 1. per-record overhead -----------------------------------------------------
+# --- 1. per-record overhead, and the pipeline scenarios of issue 10 ------------------
 
 
-class OverheadResult(msgspec.Struct, frozen=True, kw_only=True):
-    """Seconds per record for each variant under one logging mode."""
+class ScenarioResult(msgspec.Struct, frozen=True, kw_only=True):
+    """Seconds (and instructions) per record for each variant of one scenario."""
 
-    mode: LoggingMode
+    scenario: str
     best: dict[str, float]
     median: dict[str, float]
     rounds: int
@@ -280,31 +587,32 @@ def _time_handler(handler: Handler, event: Event, context: object, invocations: 
     return (time.perf_counter() - started) / (invocations * BATCH)
 
 
-def bench_overhead(mode: LoggingMode, *, rounds: int, invocations: int) -> OverheadResult:
-    """Time the three variants in alternating rounds under one logging mode.
+def bench_scenario(scenario: Scenario, *, rounds: int, invocations: int) -> ScenarioResult:
+    """Time a scenario's variants in alternating rounds, after checking that they agree.
 
     Args:
-        mode: `no-handler` (root at INFO, nothing attached) or `handler` (a stream handler attached).
+        scenario: The workload, its logging set-up and its variants.
         rounds: Rounds; each runs every variant once, in a rotating order.
         invocations: 10-record invocations per variant per round.
 
     Returns:
         Best and median seconds per record, by variant.
     """
-    verify_variants()
-    handlers = {name: make() for name, make in MAKERS.items()}
-    event = overhead_event()
+    verify_scenario(scenario)
+    variants = scenario.variants
+    handlers = {name: make_handler(scenario, name) for name in variants}
+    event = scenario.event()
     context = FakeLambdaContext()
     samples: dict[str, list[float]] = {name: [] for name in handlers}
-    with logging_mode(mode):
+    with logging_mode(scenario.mode):
         for handler in handlers.values():
             _time_handler(handler, event, context, max(invocations // 5, 1))
         for index in range(rounds):
-            order = VARIANTS[index % 3 :] + VARIANTS[: index % 3]
-            for name in order:
+            shift = index % len(variants)
+            for name in variants[shift:] + variants[:shift]:
                 samples[name].append(_time_handler(handlers[name], event, context, invocations))
-    return OverheadResult(
-        mode=mode,
+    return ScenarioResult(
+        scenario=scenario.key,
         best={name: min(values) for name, values in samples.items()},
         median={name: statistics.median(values) for name, values in samples.items()},
         rounds=rounds,
@@ -312,12 +620,23 @@ def bench_overhead(mode: LoggingMode, *, rounds: int, invocations: int) -> Overh
     )
 
 
+def bench_overhead(mode: LoggingMode, *, rounds: int, invocations: int) -> ScenarioResult:
+    """Time glasswork, Powertools and the floor on the issue-5 batch under one logging mode.
+
+    Args:
+        mode: `no-handler` (root at INFO, nothing attached) or `handler` (a stream handler attached).
+        rounds: Rounds; each runs every variant once, in a rotating order.
+        invocations: 10-record invocations per variant per round.
+    """
+    return bench_scenario(OVERHEAD[mode], rounds=rounds, invocations=invocations)
+
+
 def _child_callgrind(args: Mapping[str, Any]) -> dict[str, object]:
-    variant = cast("Variant", args["variant"])
-    handler = MAKERS[variant]()
-    event = overhead_event()
+    scenario = SCENARIOS[str(args["scenario"])]
+    handler = make_handler(scenario, cast("Variant", args["variant"]))
+    event = scenario.event()
     context = FakeLambdaContext()
-    with logging_mode(cast("LoggingMode", args["mode"])):
+    with logging_mode(scenario.mode):
         for _ in range(5):
             handler(event, context)
         # The measured loop runs inside deque.extendleft, which callgrind's --toggle-collect watches.
@@ -335,15 +654,22 @@ def valgrind_path() -> str | None:
 CALLGRIND_TOGGLE: Final = "deque_extendleft"
 
 
+def _callgrind_out_total(path: Path) -> int:
+    for line in path.read_text().splitlines():
+        if line.startswith(("summary:", "totals:")):
+            return int(line.split()[1])
+    return 0
+
+
 def _callgrind_total(
-    variant: Variant, mode: LoggingMode, invocations: int, directory: Path, *, whole: bool = False
+    scenario: str, variant: Variant, invocations: int, directory: Path, *, whole: bool = False
 ) -> int:
     """Instructions callgrind counted inside the measured loop (or in the whole process)."""
     valgrind = valgrind_path()
     assert valgrind is not None
-    out = directory / f"callgrind.{variant}.{mode}.{invocations}.{'whole' if whole else 'loop'}.out"
+    out = directory / f"callgrind.{scenario}.{variant}.{invocations}.{'whole' if whole else 'loop'}.out"
     env = {**_bytecode_env(), "PYTHONHASHSEED": "0"}
-    payload = json.dumps({"variant": variant, "mode": mode, "invocations": invocations})
+    payload = json.dumps({"scenario": scenario, "variant": variant, "invocations": invocations})
     command = [valgrind, "--tool=callgrind", f"--callgrind-out-file={out}"]
     if not whole:
         command += ["--collect-atstart=no", f"--toggle-collect={CALLGRIND_TOGGLE}"]
@@ -355,104 +681,134 @@ def _callgrind_total(
         check=False,
     )
     if proc.returncode != 0:
-        msg = f"callgrind run of {variant} failed ({proc.returncode}):\n{proc.stderr[-2000:]}"
+        msg = f"callgrind run of {scenario}/{variant} failed ({proc.returncode}):\n{proc.stderr[-2000:]}"
         raise RuntimeError(msg)
-    for line in out.read_text().splitlines():
-        if line.startswith(("summary:", "totals:")):
-            return int(line.split()[1])
-    return 0
+    return _callgrind_out_total(out)
 
 
 def count_instructions(
-    modes: Sequence[LoggingMode], *, base: int, extra: int, workers: int, keep: Path | None = None
-) -> tuple[dict[LoggingMode, dict[str, float]], str]:
-    """Instructions per record, by logging mode and variant, from callgrind runs in parallel.
+    scenarios: Sequence[Scenario], *, base: int, extra: int, workers: int, keep: Path | None = None
+) -> tuple[dict[str, dict[str, float]], str]:
+    """Instructions per record, by scenario and variant, from callgrind runs in parallel.
 
-    Each variant runs `base` and `base + extra` invocations in fresh interpreters
-    (PYTHONHASHSEED=0); the difference divided by `extra * 10` records is free of
-    start-up costs. Collection is limited to the measured loop (callgrind's
-    `--toggle-collect` on the C function running it) so that imports, bytecode
-    compilation and warm-up do not add noise; if the interpreter has no symbol
-    for that function, whole processes are counted instead.
+    Each variant runs in a fresh interpreter (PYTHONHASHSEED=0) with collection
+    limited to the measured loop of `base + extra` invocations (callgrind's
+    `--toggle-collect` on the C function running it), so imports, bytecode
+    compilation and warm-up are not counted; the total divided by the records
+    is the count. Variants that build the same handler for the same batch
+    (`Scenario.config`) run once. If the interpreter has no symbol for that
+    function (every count is 0), whole processes are counted instead: `base`
+    and `base + extra` invocations, the difference divided by `extra * 10`
+    records.
 
     Args:
-        modes: The logging modes to count.
-        base: Invocations of the shorter run.
+        scenarios: The scenarios to count, each with all its variants.
+        base: Invocations of the shorter run (whole processes only).
         extra: Additional invocations of the longer run.
         workers: callgrind processes at once.
         keep: A directory to keep the callgrind files in (for `callgrind_annotate`).
 
     Returns:
-        The counts, and how they were collected.
+        The counts by scenario key and variant, and how they were collected.
     """
+    runs: dict[tuple[object, ...], tuple[str, Variant]] = {}
+    for s in scenarios:
+        for v in s.variants:
+            runs.setdefault(s.config(v), (s.key, v))
     with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(max_workers=max(workers, 1)) as pool:
         directory = Path(tmp) if keep is None else keep
         directory.mkdir(parents=True, exist_ok=True)
-        whole = _callgrind_total("floor", modes[0], 1, directory) == 0
-        how = "whole process" if whole else f"measured loop only (--toggle-collect={CALLGRIND_TOGGLE})"
-        if whole:
+        longer = base + extra
+        counted = list(pool.map(lambda r: _callgrind_total(r[0], r[1], longer, directory), runs.values()))
+        per_record = {config: n / (longer * BATCH) for config, n in zip(runs, counted, strict=True)}
+        how = f"measured loop only (--toggle-collect={CALLGRIND_TOGGLE}), {longer} invocations"
+        if not all(counted):
             for code in IMPORTS.values():
                 _run_python(code, _bytecode_env())
-        jobs = [(v, m, n) for m in modes for v in VARIANTS for n in (base, base + extra)]
-        counted = pool.map(lambda job: _callgrind_total(job[0], job[1], job[2], directory, whole=whole), jobs)
-        totals = dict(zip(jobs, counted, strict=True))
-    counts: dict[LoggingMode, dict[str, float]] = {
-        m: {v: (totals[(v, m, base + extra)] - totals[(v, m, base)]) / (extra * BATCH) for v in VARIANTS}
-        for m in modes
+            jobs = [(key, v, n) for key, v in runs.values() for n in (base, longer)]
+            whole = pool.map(lambda j: _callgrind_total(j[0], j[1], j[2], directory, whole=True), jobs)
+            totals = dict(zip(jobs, whole, strict=True))
+            per_record = {
+                config: (totals[(key, v, longer)] - totals[(key, v, base)]) / (extra * BATCH)
+                for config, (key, v) in runs.items()
+            }
+            how = f"whole process, {longer} minus {base} invocations"
+    counts: dict[str, dict[str, float]] = {
+        s.key: {v: per_record[s.config(v)] for v in s.variants} for s in scenarios
     }
     return counts, how
 
 
-def overhead_rows(result: OverheadResult) -> list[Row]:
+def _per_record_cell(result: ScenarioResult, variant: str) -> str:
+    text = f"{result.best[variant] * 1e6:.2f} µs/record (median {result.median[variant] * 1e6:.2f})"
+    if result.instructions is not None:
+        text += f", {result.instructions[variant]:,.0f} instructions/record"
+    return text
+
+
+def overhead_rows(result: ScenarioResult) -> list[Row]:
     """Two rows per logging mode: glasswork vs Powertools (≥ 3x) and vs the floor (aim ≤ 2x)."""
-    label = "INFO, no handler" if result.mode == "no-handler" else "INFO, handler attached"
+    label = SCENARIOS[result.scenario].label
     us = {name: value * 1e6 for name, value in result.best.items()}
     med = {name: value * 1e6 for name, value in result.median.items()}
     instr = result.instructions
-
-    def cell(name: str) -> str:
-        text = f"{us[name]:.2f} µs/record (median {med[name]:.2f})"
-        if instr is not None:
-            text += f", {instr[name]:,.0f} instructions/record"
-        return text
-
     vs_powertools = us["powertools"] / us["glasswork"]
     vs_floor = us["glasswork"] / us["floor"]
     instr_pt = instr_floor = "skipped"
-    pt_ok = vs_powertools >= 3
-    floor_ok = vs_floor <= 2
-    pt_result: str = verdict(pt_ok)
-    floor_result: str = verdict(floor_ok)
+    instr_pt_ok = instr_floor_ok = None
     if instr is not None:
         instr_vs_pt = instr["powertools"] / instr["glasswork"]
         instr_vs_floor = instr["glasswork"] / instr["floor"]
         instr_pt, instr_floor = _x(instr_vs_pt), _x(instr_vs_floor)
-        if (instr_vs_pt >= 3) != pt_ok:
-            pt_result += f" (instructions: {verdict(instr_vs_pt >= 3)})"
-        if (instr_vs_floor <= 2) != floor_ok:
-            floor_result += f" (instructions: {verdict(instr_vs_floor <= 2)})"
+        instr_pt_ok, instr_floor_ok = instr_vs_pt >= 3, instr_vs_floor <= 2
     return [
         Row(
             item="1",
             measure=f"Per-record overhead, 10-record batches, {label}: Powertools ÷ glasswork",
-            glasswork=cell("glasswork"),
-            other="Powertools BatchProcessor: " + cell("powertools"),
+            glasswork=_per_record_cell(result, "glasswork"),
+            other="Powertools BatchProcessor: " + _per_record_cell(result, "powertools"),
             ratio=f"{_x(vs_powertools)} (median {_x(med['powertools'] / med['glasswork'])})",
             instructions=instr_pt,
             target="≥ 3x",
-            result=pt_result,
+            result=verdicts(vs_powertools >= 3, instr_pt_ok),
         ),
         Row(
             item="1",
             measure=f"Per-record overhead, {label}: glasswork ÷ floor (msgspec decode + dict dispatch)",
-            glasswork=cell("glasswork"),
-            other="floor: " + cell("floor"),
+            glasswork=_per_record_cell(result, "glasswork"),
+            other="floor: " + _per_record_cell(result, "floor"),
             ratio=f"{_x(vs_floor)} (median {_x(med['glasswork'] / med['floor'])})",
             instructions=instr_floor,
             target="≤ 2x (aim)",
-            result=floor_result,
+            result=verdicts(vs_floor <= 2, instr_floor_ok),
         ),
     ]
+
+
+def scenario_row(result: ScenarioResult) -> Row:
+    """A pipeline scenario's target row: its time and instruction ratios, each held to the target."""
+    scenario = SCENARIOS[result.scenario]
+    subject, reference = scenario.variants[:2]
+    ratio = scenario.ratio_of(result.best)
+    instructions = "skipped"
+    instructions_ok = None
+    if result.instructions is not None:
+        counted = scenario.ratio_of(result.instructions)
+        instructions, instructions_ok = _x(counted), scenario.meets(counted)
+    names = (VARIANT_NAMES[reference], VARIANT_NAMES[subject])
+    how = "{} ÷ {}".format(*(names if scenario.speedup else reversed(names)))
+    return Row(
+        item=scenario.item,
+        measure=f"{scenario.label}, 10-record batches, root logger at WARNING: {how} per record",
+        glasswork=_per_record_cell(result, subject)
+        if subject == "glasswork"
+        else f"{VARIANT_NAMES[subject]}: {_per_record_cell(result, subject)}",
+        other=f"{VARIANT_NAMES[reference]}: {_per_record_cell(result, reference)}",
+        ratio=f"{_x(ratio)} (median {_x(scenario.ratio_of(result.median))})",
+        instructions=instructions,
+        target=scenario.target,
+        result=verdicts(scenario.meets(ratio), instructions_ok),
+    )
 
 
 # --- 2. cold start -----------------------------------------------------------------
@@ -613,6 +969,268 @@ def coldstart_rows(result: ColdStartResult) -> list[Row]:
             f"defining the jobs: {result.define_seconds * 1000:.1f} ms)",
             target="≤ 5 ms",
             result=verdict(result.bootstrap_best <= 0.005),
+        ),
+    ]
+
+
+# --- 10.5 cold start through the first batch -----------------------------------------
+
+FIRST_BATCH_PRELUDE: Final = """\
+import sys, time
+
+started = time.perf_counter()
+
+
+class Context:
+    function_name = "bench"
+    function_version = "$LATEST"
+    memory_limit_in_mb = 128
+    aws_request_id = "00000000-0000-4000-8000-000000000000"
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:bench"
+    log_group_name = "/aws/lambda/bench"
+    log_stream_name = "2026/01/01/[$LATEST]bench"
+    client_context = None
+    identity = None
+
+    def get_remaining_time_in_millis(self):
+        return 30000
+
+
+ran = []
+"""
+FIRST_BATCH_CODE: Final[dict[str, str]] = {
+    "bare": """\
+imported = built = done = time.perf_counter()
+response = None
+""",
+    "glasswork": """\
+import glasswork
+import msgspec
+
+imported = time.perf_counter()
+
+
+class OrderPayload(msgspec.Struct, frozen=True, kw_only=True):
+    order_id: int
+    sku: str
+    quantity: int = 1
+    note: str = ""
+
+
+def noop(payload, ctx):
+    ran.append(payload)
+
+
+handler = glasswork.bootstrap_worker(
+    module=glasswork.Module(
+        name="bench", jobs=[glasswork.define_job(name="noop", handler=noop, payload=OrderPayload)]
+    )
+)
+built = time.perf_counter()
+response = handler(EVENT, Context())
+done = time.perf_counter()
+""",
+    "powertools": """\
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+
+imported = time.perf_counter()
+processor = BatchProcessor(event_type=EventType.SQS)
+jobs = {"noop": ran.append}
+
+
+def record_handler(record):
+    body = record.json_body
+    jobs[body["jobName"]](body["payload"])
+
+
+built = time.perf_counter()
+response = process_partial_response(
+    event=EVENT, record_handler=record_handler, processor=processor, context=Context()
+)
+done = time.perf_counter()
+""",
+}
+FIRST_BATCH_REPORT: Final = """\
+heavy = [m for m in ("boto3", "botocore") if m in sys.modules]
+phases = {"import": imported - started, "build": built - imported, "first": done - built}
+print(repr({"phases": phases, "ran": len(ran), "response": response, "heavy": heavy}))
+"""
+FIRST_BATCH_VARIANTS: Final = ("glasswork", "powertools")
+
+
+def first_batch_code(variant: str, event: Event) -> str:
+    """A `python -c` program: import, build the handler, run `event` once, report (bare: none of it).
+
+    Every program starts with the same prelude (a Lambda context class) and
+    the event as a literal, so the bare interpreter pays for those too.
+    """
+    return f"{FIRST_BATCH_PRELUDE}EVENT = {event!r}\n{FIRST_BATCH_CODE[variant]}{FIRST_BATCH_REPORT}"
+
+
+def _offline_env() -> dict[str, str]:
+    """`_bytecode_env` without AWS region, profile or credentials settings, so nothing can reach AWS."""
+    env = {k: v for k, v in _bytecode_env().items() if not k.startswith("AWS_")}
+    env.update(
+        AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull, AWS_EC2_METADATA_DISABLED="true"
+    )
+    return env
+
+
+def _run_first_batch(variant: str, code: str, env: Mapping[str, str]) -> tuple[float, dict[str, Any]]:
+    """Wall time of one fresh child, and what it reported; raises unless every job ran and none failed."""
+    started = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False)
+    elapsed = time.perf_counter() - started
+    if proc.returncode != 0:
+        msg = f"first-batch child {variant} failed ({proc.returncode}):\n{proc.stderr[-3000:]}"
+        raise RuntimeError(msg)
+    report = cast("dict[str, Any]", ast.literal_eval(proc.stdout.splitlines()[-1]))
+    if variant != "bare" and (report["ran"] != BATCH or report["response"] != {"batchItemFailures": []}):
+        msg = f"first-batch child {variant} ran {report['ran']} of {BATCH} jobs: {report['response']!r}"
+        raise RuntimeError(msg)
+    return elapsed, report
+
+
+def _callgrind_code(code: str, out: Path, env: Mapping[str, str]) -> int:
+    """Instructions of a whole `python -c code` process under callgrind."""
+    valgrind = valgrind_path()
+    assert valgrind is not None
+    proc = subprocess.run(
+        [valgrind, "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, "-c", code],
+        env={**env, "PYTHONHASHSEED": "0"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        msg = f"callgrind run of {out.name} failed ({proc.returncode}):\n{proc.stderr[-2000:]}"
+        raise RuntimeError(msg)
+    return _callgrind_out_total(out)
+
+
+class FirstBatchResult(msgspec.Struct, frozen=True, kw_only=True):
+    """Fresh processes that import, build a handler and run one 10-record batch, above a bare one.
+
+    Attributes:
+        best: Seconds above the bare interpreter (best against best), by variant.
+        median: The same, median against median.
+        runs: Timed runs per variant.
+        phases: The best in-process seconds of `import`, `build` and `first` (batch), by variant.
+        heavy: `boto3`/`botocore` found in `sys.modules` after the first batch, by variant.
+        bytecode_cached: Whether glasswork's bytecode was cached.
+        instructions: Whole-process instructions above the bare interpreter (callgrind), by variant.
+    """
+
+    best: dict[str, float]
+    median: dict[str, float]
+    runs: int
+    phases: dict[str, dict[str, float]]
+    heavy: dict[str, list[str]]
+    bytecode_cached: bool
+    instructions: dict[str, float] | None = None
+
+
+def bench_first_batch(*, runs: int, callgrind_workers: int = 0, keep: Path | None = None) -> FirstBatchResult:
+    """Time fresh processes from `import` through their first batch, against a bare interpreter.
+
+    glasswork's child imports `glasswork`, calls `bootstrap_worker(module=...)`
+    without `driver=` (as on Lambda) and handles 10 typed successes carrying the
+    `JobName` attribute; Powertools' imports its batch utility, builds a
+    `BatchProcessor` and handles the same event with `json_body` and dispatch
+    by `jobName`. Children run with bytecode cached (an untimed run of each
+    first), in rotating order, without AWS settings (`_offline_env`).
+
+    Args:
+        runs: Timed runs of each child.
+        callgrind_workers: Also count each child's instructions under callgrind,
+            this many at once (0: do not).
+        keep: A directory to keep those callgrind files in.
+    """
+    env = _offline_env()
+    event = overhead_event(attribute=True)
+    codes = {name: first_batch_code(name, event) for name in ("bare", *FIRST_BATCH_VARIANTS)}
+    for name, code in codes.items():
+        _run_first_batch(name, code, env)
+    names = list(codes)
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    reports: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+    for index in range(runs):
+        for name in names[index % len(names) :] + names[: index % len(names)]:
+            elapsed, report = _run_first_batch(name, codes[name], env)
+            samples[name].append(elapsed)
+            reports[name].append(report)
+    instructions: dict[str, float] | None = None
+    if callgrind_workers:
+        with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(max_workers=callgrind_workers) as pool:
+            directory = Path(tmp) if keep is None else keep
+            directory.mkdir(parents=True, exist_ok=True)
+            futures = {
+                n: pool.submit(_callgrind_code, codes[n], directory / f"callgrind.first-batch.{n}.out", env)
+                for n in names
+            }
+            totals = {n: future.result() for n, future in futures.items()}
+        instructions = {n: float(totals[n] - totals["bare"]) for n in FIRST_BATCH_VARIANTS}
+    bare, bare_median = min(samples["bare"]), statistics.median(samples["bare"])
+    return FirstBatchResult(
+        best={n: max(min(samples[n]) - bare, 0.0) for n in FIRST_BATCH_VARIANTS},
+        median={n: max(statistics.median(samples[n]) - bare_median, 0.0) for n in FIRST_BATCH_VARIANTS},
+        runs=runs,
+        phases={
+            n: {
+                phase: min(float(r["phases"][phase]) for r in reports[n])
+                for phase in ("import", "build", "first")
+            }
+            for n in FIRST_BATCH_VARIANTS
+        },
+        heavy={n: sorted({m for r in reports[n] for m in r["heavy"]}) for n in FIRST_BATCH_VARIANTS},
+        bytecode_cached=_glasswork_bytecode_cached(),
+        instructions=instructions,
+    )
+
+
+def first_batch_rows(result: FirstBatchResult) -> list[Row]:
+    """glasswork's cold start through its first batch ≤ ½ Powertools'; no boto3 after that batch."""
+    cached = "bytecode cached" if result.bytecode_cached else "bytecode NOT cached"
+
+    def cell(name: str) -> str:
+        phases = result.phases[name]
+        text = (
+            f"{result.best[name] * 1000:.1f} ms (median {result.median[name] * 1000:.1f}; in process: "
+            f"import {phases['import'] * 1000:.1f}, build {phases['build'] * 1000:.2f}, "
+            f"first batch {phases['first'] * 1000:.2f} ms)"
+        )
+        if result.instructions is not None:
+            text += f", {result.instructions[name]:,.0f} instructions"
+        return text
+
+    ratio = result.best["glasswork"] / result.best["powertools"] if result.best["powertools"] else math.inf
+    instructions = "skipped"
+    instructions_ok = None
+    if result.instructions is not None:
+        counted = result.instructions["glasswork"] / result.instructions["powertools"]
+        instructions, instructions_ok = _x(counted), counted <= 0.5
+    loaded = result.heavy["glasswork"]
+    return [
+        Row(
+            item="10.5",
+            measure=f"Cold start, fresh process, best of {result.runs} ({cached}): import, build the handler "
+            "(glasswork: `bootstrap_worker(module=...)`, no `driver=`), first batch of 10 successes; "
+            "above a bare interpreter: glasswork ÷ Powertools",
+            glasswork=cell("glasswork"),
+            other="Powertools `BatchProcessor`: " + cell("powertools"),
+            ratio=_x(ratio),
+            instructions=instructions,
+            target="≤ 0.5x",
+            result=verdicts(ratio <= 0.5, instructions_ok),
+        ),
+        Row(
+            item="10.5",
+            measure="`'boto3'`/`'botocore'` in `sys.modules` after glasswork's first batch (no `driver=`)",
+            glasswork=f"True ({', '.join(loaded)})" if loaded else "False",
+            other="Powertools: "
+            + (f"True ({', '.join(result.heavy['powertools'])})" if result.heavy["powertools"] else "False"),
+            target="False",
+            result=verdict(not loaded),
         ),
     ]
 
@@ -1182,36 +1800,48 @@ QUICK: Final = Sizes(
 )
 
 
+_STARTED: Final = time.perf_counter()
+
+
 def _progress(text: str) -> None:
-    print(f"[bench] {text}", file=sys.stderr, flush=True)
+    print(f"[bench {time.perf_counter() - _STARTED:4.0f} s] {text}", file=sys.stderr, flush=True)
+
+
+def _with_instructions(
+    results: Sequence[ScenarioResult], sizes: Sizes, notes: list[str], keep_callgrind: Path | None
+) -> list[ScenarioResult]:
+    """The results with callgrind's instructions per record added (and a note on how)."""
+    counts, how = count_instructions(
+        [SCENARIOS[r.scenario] for r in results],
+        base=sizes.callgrind_base,
+        extra=sizes.callgrind_extra,
+        workers=os.cpu_count() or 1,
+        keep=keep_callgrind,
+    )
+    note = f"Instructions: callgrind, one fresh interpreter per variant, PYTHONHASHSEED=0, {how}."
+    if note not in notes:
+        notes.append(note)
+    return [msgspec.structs.replace(r, instructions=counts[r.scenario]) for r in results]
 
 
 def run(
     sections: Sequence[str], sizes: Sizes, *, use_valgrind: bool, keep_callgrind: Path | None = None
 ) -> tuple[list[Row], list[str]]:
-    """Run the chosen sections; returns the table's rows and notes."""
+    """Run the chosen sections; returns the table's rows (issue 10's last) and notes."""
     rows: list[Row] = []
+    pipeline_rows: list[Row] = []
     notes: list[str] = []
+    chosen = [s for s in SECTIONS if s in sections]
+    step = {name: f"{index}/{len(chosen)}" for index, name in enumerate(chosen, 1)}
     if "overhead" in sections:
-        _progress("1/5 per-record overhead (alternating rounds)")
+        _progress(f"{step['overhead']} per-record overhead (alternating rounds)")
         results = [
             bench_overhead(mode, rounds=sizes.overhead_rounds, invocations=sizes.overhead_invocations)
             for mode in LOGGING_MODES
         ]
         if use_valgrind:
-            _progress("1/5 instruction counts under callgrind (slow)")
-            counts, how = count_instructions(
-                LOGGING_MODES,
-                base=sizes.callgrind_base,
-                extra=sizes.callgrind_extra,
-                workers=os.cpu_count() or 1,
-                keep=keep_callgrind,
-            )
-            results = [msgspec.structs.replace(r, instructions=counts[r.mode]) for r in results]
-            notes.append(
-                f"Instructions: callgrind, {sizes.callgrind_base + sizes.callgrind_extra} minus "
-                f"{sizes.callgrind_base} invocations in fresh interpreters, PYTHONHASHSEED=0, {how}."
-            )
+            _progress(f"{step['overhead']} instruction counts under callgrind (slow)")
+            results = _with_instructions(results, sizes, notes, keep_callgrind)
         for result in results:
             rows.extend(overhead_rows(result))
         first = results[0]
@@ -1219,8 +1849,40 @@ def run(
             f"Per-record: best of {first.rounds} alternating rounds of {first.records_per_round:,} records "
             "per variant; the job is a no-op with a msgspec Struct payload; hooks unset."
         )
+    if "pipeline" in sections:
+        _progress(f"{step['pipeline']} pipeline scenarios of issue 10 (alternating rounds)")
+        results = [
+            bench_scenario(s, rounds=sizes.overhead_rounds, invocations=sizes.overhead_invocations)
+            for s in PIPELINE
+        ]
+        if use_valgrind:
+            _progress(f"{step['pipeline']} instruction counts under callgrind (slow)")
+            results = _with_instructions(results, sizes, notes, keep_callgrind)
+        pipeline_rows.extend(scenario_row(result) for result in results)
+        _progress(f"{step['pipeline']} cold start through the first batch (subprocesses)")
+        pipeline_rows.extend(
+            first_batch_rows(
+                bench_first_batch(
+                    runs=sizes.coldstart_runs,
+                    callgrind_workers=(os.cpu_count() or 1) if use_valgrind else 0,
+                    keep=keep_callgrind,
+                )
+            )
+        )
+        notes.append(
+            "10.1-10.4: each scenario's variants are first checked to run the job once per record and to "
+            f"report the same records failed (10.3: order_id % 10 in {sorted(FAILING)}, raising "
+            "TransientJobError in both; glasswork retries them, none dead-lettered); then best of "
+            f"{results[0].rounds} alternating rounds of {results[0].records_per_round:,} records per "
+            "variant. Root logger at WARNING with a stream handler attached; in-memory driver."
+        )
+        notes.append(
+            "10.5: `python -c` children with bytecode cached and no AWS settings in their environment; "
+            "subprocess wall time minus a bare child that builds the same event literal and context; "
+            "instructions (when counted) are whole processes under callgrind minus the bare child."
+        )
     if "coldstart" in sections:
-        _progress("2/5 cold start")
+        _progress(f"{step['coldstart']} cold start")
         rows.extend(
             coldstart_rows(bench_coldstart(runs=sizes.coldstart_runs, bootstrap_runs=sizes.bootstrap_runs))
         )
@@ -1229,21 +1891,21 @@ def run(
             "import each so bytecode is compiled and cached; subprocess wall time minus `python -c pass`."
         )
     if "async" in sections:
-        _progress("3/5 async concurrency")
+        _progress(f"{step['async']} async concurrency")
         rows.extend(async_rows(bench_async(rounds=sizes.async_rounds)))
     if "requests" in sections:
-        _progress("4/5 SQS requests against moto")
+        _progress(f"{step['requests']} SQS requests against moto")
         with moto_endpoint() as (endpoint, kind):
             sent = bench_requests(
                 endpoint, jobs=sizes.enqueue_jobs, rounds=sizes.enqueue_rounds, endpoint_kind=kind
             )
         rows.extend(requests_rows(sent))
     if "memory" in sections:
-        _progress("5/5 memory (subprocesses)")
+        _progress(f"{step['memory']} memory (subprocesses)")
         rows.extend(
             memory_rows(bench_memory(invocations=sizes.memory_invocations, records=sizes.memory_records))
         )
-    return rows, notes
+    return [*rows, *pipeline_rows], notes
 
 
 def main(argv: Sequence[str] | None = None) -> int:

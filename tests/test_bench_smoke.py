@@ -59,8 +59,8 @@ def test_overhead_measures_three_variants_and_restores_logging(bench: ModuleType
 
 
 def test_overhead_rows_flag_instruction_counts_that_disagree(bench: ModuleType) -> None:
-    result = bench.OverheadResult(
-        mode="no-handler",
+    result = bench.ScenarioResult(
+        scenario="overhead-no-handler",
         best={"glasswork": 2e-6, "powertools": 9e-6, "floor": 1e-6},
         median={"glasswork": 2e-6, "powertools": 9e-6, "floor": 1e-6},
         rounds=1,
@@ -74,6 +74,107 @@ def test_overhead_rows_flag_instruction_counts_that_disagree(bench: ModuleType) 
     assert vs_powertools.instructions == "2.50x"
     assert vs_powertools.result == "PASS (instructions: FAIL)"
     assert vs_floor.result == "PASS"
+
+
+@pytest.mark.parametrize("key", ["typed", "untyped", "failures", "hooks"])
+def test_pipeline_variants_agree_on_jobs_and_failures(bench: ModuleType, key: str) -> None:
+    scenario = bench.SCENARIOS[key]
+    event = scenario.event()
+    records = event["Records"]
+
+    seen = bench.verify_scenario(scenario)
+
+    assert list(seen) == list(scenario.variants)
+    assert {(did.ran, tuple(did.failed), did.dead_letters) for did in seen.values()} == {
+        (10, tuple(records[i]["messageId"] for i in (2, 5, 8) if key == "failures"), 0)
+    }
+    assert all(("JobName" in r["messageAttributes"]) == scenario.attribute for r in records)
+    if key == "hooks":
+        assert seen["glasswork-hooks"].hooks == {"start": 10, "complete": 10}
+
+
+def test_failing_records_are_retried_and_the_rest_succeed(bench: ModuleType) -> None:
+    scenario = bench.SCENARIOS["failures"]
+    probe = bench.Probe()
+    handler = bench.make_handler(scenario, "glasswork-hooks", probe)
+
+    response = handler(scenario.event(), bench.FakeLambdaContext())
+
+    assert len(response["batchItemFailures"]) == 3
+    assert probe.hooks.count("failed") == 3
+    assert "dead_letter" not in probe.hooks
+    assert probe.driver.dead_letters == []
+    assert [p.order_id for p in probe.payloads if bench.fails(p)] == [2, 5, 8]
+
+
+def test_pipeline_times_every_scenario_and_restores_logging(bench: ModuleType) -> None:
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+
+    results = [bench.bench_scenario(s, rounds=2, invocations=2) for s in bench.PIPELINE]
+
+    assert root.handlers == handlers
+    assert root.level == level
+    rows = [bench.scenario_row(result) for result in results]
+    assert [row.item for row in rows] == ["10.1", "10.2", "10.3", "10.4"]
+    assert [row.target for row in rows] == ["≥ 3x", "≥ 2.5x", "≥ 1x", "≤ 1.5x"]
+    assert all(row.result in {"PASS", "FAIL"} for row in rows)
+    assert set(results[3].best) == {"glasswork-hooks", "glasswork"}
+
+
+def test_scenario_row_holds_both_ratios_to_the_target(bench: ModuleType) -> None:
+    result = bench.ScenarioResult(
+        scenario="hooks",
+        best={"glasswork-hooks": 2.8e-6, "glasswork": 2e-6},
+        median={"glasswork-hooks": 2.8e-6, "glasswork": 2e-6},
+        rounds=1,
+        records_per_round=10,
+        instructions={"glasswork-hooks": 32_000.0, "glasswork": 20_000.0},
+    )
+
+    row = bench.scenario_row(result)
+
+    assert row.ratio.startswith("1.40x")
+    assert row.instructions == "1.60x"
+    assert row.result == "PASS (instructions: FAIL)"
+
+
+def test_first_batch_rows_fail_on_boto3(bench: ModuleType) -> None:
+    result = bench.FirstBatchResult(
+        best={"glasswork": 0.04, "powertools": 0.1},
+        median={"glasswork": 0.05, "powertools": 0.1},
+        runs=1,
+        phases={
+            name: {"import": 0.01, "build": 0.001, "first": 0.001} for name in ("glasswork", "powertools")
+        },
+        heavy={"glasswork": ["boto3", "botocore"], "powertools": []},
+        bytecode_cached=True,
+        instructions={"glasswork": 1e8, "powertools": 1.5e8},
+    )
+
+    cold, boto = bench.first_batch_rows(result)
+
+    assert (cold.ratio, cold.instructions, cold.result) == ("0.40x", "0.67x", "PASS (instructions: FAIL)")
+    assert (boto.glasswork, boto.result) == ("True (boto3, botocore)", "FAIL")
+
+
+def test_pipeline_section_prints_every_issue_10_row(
+    bench: ModuleType, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert "pipeline" in bench.SECTIONS
+
+    assert bench.main(["--quick", "--only", "pipeline"]) == 0
+
+    table = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| 10.")]
+    assert [line.split(" | ")[0] for line in table] == [
+        "| 10.1",
+        "| 10.2",
+        "| 10.3",
+        "| 10.4",
+        "| 10.5",
+        "| 10.5",
+    ]
+    assert all(line.endswith(("| PASS |", "| FAIL |")) for line in table)
 
 
 def test_coldstart_sees_no_boto3_and_bootstraps_the_tree(bench: ModuleType) -> None:
