@@ -96,9 +96,6 @@ __all__ = [
     "normalize_retry",
     "process_record",
     "process_record_async",
-    "record_group",
-    "run_record",
-    "run_record_async",
     "to_seconds",
 ]
 
@@ -486,7 +483,7 @@ _STOP: Final = (KeyboardInterrupt, SystemExit, GeneratorExit)
 _new_context: Final = object.__new__
 
 
-def record_group(record: object) -> str | None:
+def _record_group(record: object) -> str | None:
     """A record's FIFO `MessageGroupId`, read as `process_record` reads it (`None`: no group)."""
     return _group(_attributes(_fields(record)))
 
@@ -676,17 +673,17 @@ async def _awaited(awaitable: Awaitable[object]) -> object:
 
 
 class _Hold:
-    """The type of `HOLD`."""
+    """The type of `_HOLD`."""
 
     __slots__ = ()
 
 
-HOLD: Final = _Hold()
-"""A `run_record` runner that runs nothing: it returns the context to run instead (the async path)."""
+_HOLD: Final = _Hold()
+"""A `_run_record` runner that runs nothing: it returns the context to run instead (the async path)."""
 
 
 @overload
-def run_record(
+def _run_record(
     record: object,
     jobs: JobTable,
     run: Runner | None,
@@ -695,7 +692,7 @@ def run_record(
     options: RecordOptions,
 ) -> RecordResult: ...
 @overload
-def run_record(
+def _run_record(
     record: object,
     jobs: JobTable,
     run: _Hold,
@@ -703,7 +700,7 @@ def run_record(
     time_left_ms: int | None,
     options: RecordOptions,
 ) -> RecordResult | JobContext: ...
-def run_record(  # noqa: PLR0915, PLR0917  # the hot path in one frame; positional: called per record
+def _run_record(  # noqa: PLR0915, PLR0917  # the hot path in one frame; positional: called per record
     record: object,
     jobs: JobTable,
     run: Runner | _Hold | None,
@@ -717,8 +714,8 @@ def run_record(  # noqa: PLR0915, PLR0917  # the hot path in one frame; position
     a registered job) takes one decode; whatever that decode refuses goes to
     `_read_slowly`, which says why. `run=None` calls the handler itself, as
     `call_handler` would, without the runner's extra call (the worker passes
-    it when it has no start hook); `run=HOLD` stops before the handler and
-    returns the context to run (`run_record_async` awaits the handler then).
+    it when it has no start hook); `run=_HOLD` stops before the handler and
+    returns the context to run (`_run_record_async` awaits the handler then).
     """
     ready: JobContext | RecordResult | None = None
     fields = record if type(record) is dict else _fields(record)
@@ -771,7 +768,7 @@ def run_record(  # noqa: PLR0915, PLR0917  # the hot path in one frame; position
     if ready is None:
         head = _Header(message_id=message_id, attempt=attempt, group=group, raw=record, options=options)
         ready = _read_slowly(head, body, jobs)
-    if type(ready) is RecordResult or run is HOLD:
+    if type(ready) is RecordResult or run is _HOLD:
         return ready
     ctx: JobContext = ready  # type: ignore[assignment]  # neither a RecordResult nor None here
     job: Job[Any] = ctx._job
@@ -781,7 +778,7 @@ def run_record(  # noqa: PLR0915, PLR0917  # the hot path in one frame; position
             if returned is not None and is_awaitable(returned):
                 thread_loop().run_until_complete(_awaited(returned))
         else:
-            run(job, ctx._payload, ctx)  # type: ignore[operator]  # not HOLD: returned above
+            run(job, ctx._payload, ctx)  # type: ignore[operator]  # not _HOLD: returned above
     except _STOP:
         raise
     except BaseException as exc:  # noqa: BLE001  # whatever a job raises is data, CancelledError included
@@ -789,7 +786,7 @@ def run_record(  # noqa: PLR0915, PLR0917  # the hot path in one frame; position
     return RecordResult(ctx._message_id, ACK, ctx._attempt, ctx._group, job, ctx, True, ctx._record)
 
 
-async def run_record_async(  # noqa: PLR0917  # positional, as `run_record`
+async def _run_record_async(  # noqa: PLR0917  # positional, as `_run_record`
     record: object,
     jobs: JobTable,
     run: AsyncRunner,
@@ -797,8 +794,8 @@ async def run_record_async(  # noqa: PLR0917  # positional, as `run_record`
     time_left_ms: int | None,
     options: RecordOptions,
 ) -> RecordResult:
-    """`run_record` with an awaited runner: the same `_prepare` and `_finish` around `await run(...)`."""
-    ctx = run_record(record, jobs, HOLD, blocked_groups, time_left_ms, options)
+    """`_run_record` with an awaited runner: the same `_prepare` and `_finish` around `await run(...)`."""
+    ctx = _run_record(record, jobs, _HOLD, blocked_groups, time_left_ms, options)
     if type(ctx) is not JobContext:
         return ctx  # type: ignore[return-value]  # the other arm of the union
     try:
@@ -842,7 +839,7 @@ def process_record(
     """
     if jitter != 1.0:
         options = msgspec.structs.replace(options, jitter=lambda: jitter)
-    return run_record(record, jobs, run, blocked_groups, time_left_ms, options)
+    return _run_record(record, jobs, run, blocked_groups, time_left_ms, options)
 
 
 async def process_record_async(
@@ -858,7 +855,7 @@ async def process_record_async(
     """`process_record` with an awaited runner (`async def` jobs run concurrently in a shell of yours)."""
     if jitter != 1.0:
         options = msgspec.structs.replace(options, jitter=lambda: jitter)
-    return await run_record_async(record, jobs, run, blocked_groups, time_left_ms, options)
+    return await _run_record_async(record, jobs, run, blocked_groups, time_left_ms, options)
 
 
 def decode_message(body: str | bytes) -> JobEnvelope:

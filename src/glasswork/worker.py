@@ -18,12 +18,14 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Final, Literal, TypeAlias, assert_never, cast
+from typing import Any, Final, TypeAlias, assert_never
 
 import msgspec
 
+from glasswork._events import as_lambda_context, direct_call
 from glasswork._jobs import JobRegistry, Module
 from glasswork._runtime import is_async_callable, is_awaitable, new_id, thread_loop
+from glasswork._settle import BatchReport, Disposition, Settled, error_text, failed_ids, log_outcome
 from glasswork._wire import MAX_MESSAGE_BYTES, JobExecution, format_timestamp
 from glasswork.context import JobContext, LambdaContext, Services
 from glasswork.core import (
@@ -38,9 +40,9 @@ from glasswork.core import (
     RecordResult,
     Retry,
     Runner,
-    record_group,
-    run_record,
-    run_record_async,
+    _record_group,
+    _run_record,
+    _run_record_async,
     to_seconds,
 )
 from glasswork.drivers.base import DeadLetterInfo, VisibilityChange, WorkerDriver
@@ -60,7 +62,6 @@ _log: Final = logging.getLogger("glasswork.worker")
 
 StartHook: TypeAlias = Callable[[JobExecution, JobContext], object | Awaitable[object]]
 ErrorHook: TypeAlias = Callable[[JobExecution, JobContext, BaseException], object | Awaitable[object]]
-Disposition: TypeAlias = Literal["succeeded", "failed", "dead_lettered", "discarded"]
 _HookCall: TypeAlias = tuple[Callable[..., object], tuple[object, ...]]
 _STOP: Final = (KeyboardInterrupt, SystemExit, GeneratorExit)
 
@@ -94,68 +95,7 @@ class WorkerHooks(msgspec.Struct, frozen=True, kw_only=True):
         return any(is_async_callable(h) for h in hooks if h is not None)
 
 
-class Settled(msgspec.Struct, frozen=True, kw_only=True, gc=False):
-    """How one record of a batch ended, after the shell acted on its outcome.
-
-    Attributes:
-        result: The pure pipeline's result.
-        disposition: `succeeded`, `failed` (reported in `batchItemFailures`),
-            `dead_lettered` (the DLQ send succeeded) or `discarded`.
-        duration: Seconds the record took, its handler and hooks included;
-            0 for a success the handler did not report or log (not measured).
-    """
-
-    result: RecordResult
-    disposition: Disposition
-    duration: float = 0.0
-
-    @property
-    def message_id(self) -> str:
-        """The record's SQS message id (`""` for a record without one)."""
-        return self.result.message_id
-
-
-class BatchReport(msgspec.Struct, frozen=True, kw_only=True):
-    """Every record of an SQS batch, each settled exactly once, in input order.
-
-    A record without a usable `messageId` cannot be reported to Lambda: it is
-    listed with message id `""`, logged, and left out of the response (no
-    record SQS sends lacks one).
-    """
-
-    settled: list[Settled]
-
-    @property
-    def failed_ids(self) -> list[str]:
-        """Message ids to report in `batchItemFailures`, in input order, without repeats."""
-        return _failed_ids(self.settled)
-
-    def response(self) -> dict[str, list[dict[str, str]]]:
-        """The Lambda partial batch response."""
-        return {"batchItemFailures": [{"itemIdentifier": i} for i in self.failed_ids]}
-
-    def ids(self, disposition: Disposition) -> list[str]:
-        """Message ids that ended with `disposition`."""
-        return [s.message_id for s in self.settled if s.disposition == disposition]
-
-
-def _failed_ids(settled: Sequence[Settled]) -> list[str]:
-    return list(
-        dict.fromkeys(
-            s.result.message_id for s in settled if s.disposition == "failed" and s.result.message_id
-        )
-    )
-
-
 _NOT_SQS: Final = object()
-
-
-def _error_text(error: BaseException) -> str:
-    text = f"{error}"
-    cause = error.__cause__
-    if cause is not None and str(cause) not in text:
-        text = f"{text} (caused by {type(cause).__name__}: {cause})"
-    return text[:1000]
 
 
 class Worker:
@@ -229,7 +169,7 @@ class Worker:
         unsettled = self._run_batch(raw, context, every=False)
         if not unsettled:
             return {"batchItemFailures": []}
-        return {"batchItemFailures": [{"itemIdentifier": i} for i in _failed_ids(unsettled)]}
+        return {"batchItemFailures": [{"itemIdentifier": i} for i in failed_ids(unsettled)]}
 
     def process_batch(self, event: Mapping[str, object], context: object = None) -> BatchReport:
         """Run an SQS event's records and settle each one; never raises for an SQS batch.
@@ -257,7 +197,7 @@ class Worker:
         if source != "aws:sqs":
             msg = f"expected an SQS event, but its records have eventSource {source!r}"
             raise InvalidEventError(msg)
-        lambda_context = _lambda_context(context)
+        lambda_context = as_lambda_context(context)
         if self._use_loop:
             settled = thread_loop().run_until_complete(self._run_async(raw, lambda_context, every))
         else:
@@ -286,7 +226,7 @@ class Worker:
         for item in raw:
             started = clock()
             time_left = remaining() if remaining is not None else None
-            result = run_record(item, jobs, run, blocked, time_left, options)
+            result = _run_record(item, jobs, run, blocked, time_left, options)
             if type(result.outcome) is Ack:
                 ctx = result.context
                 if on_complete is not None and ctx is not None:
@@ -301,7 +241,7 @@ class Worker:
                 if every or debug:
                     done = Settled(result=result, disposition="succeeded", duration=clock() - started)
                     if debug:
-                        self._log_settled(done)
+                        log_outcome(self._log, done, log_payloads=self.log_payloads)
                     settled.append(done)
                 continue
             call = self._after_run(result)
@@ -329,7 +269,7 @@ class Worker:
         settled: list[Settled | None] = [None] * len(raw)
         lanes: dict[str | int, list[int]] = {}
         for index, item in enumerate(raw):
-            group = record_group(item)
+            group = _record_group(item)
             lanes.setdefault(group if group is not None else index, []).append(index)
 
         async def run_lane(indexes: list[int]) -> None:
@@ -337,7 +277,7 @@ class Worker:
                 async with semaphore:
                     started = time.perf_counter()
                     time_left = remaining() if remaining is not None else None
-                    result = await run_record_async(
+                    result = await _run_record_async(
                         raw[index], self.registry, self._run_async_job, blocked, time_left, options
                     )
                     call = self._after_run(result)
@@ -361,7 +301,7 @@ class Worker:
         if done.disposition == "failed" and result.group is not None and result.message_id:
             blocked.add(result.group)
         if done.disposition != "succeeded" or self._log.isEnabledFor(logging.DEBUG):
-            self._log_settled(done)
+            log_outcome(self._log, done, log_payloads=self.log_payloads)
 
     # --- running jobs and hooks -------------------------------------------------
 
@@ -469,7 +409,7 @@ class Worker:
         info = DeadLetterInfo(
             reason=outcome.reason,
             error_type=type(outcome.error).__name__,
-            error_message=_error_text(outcome.error),
+            error_message=error_text(outcome.error),
             attempt=result.attempt,
             source_queue=record.event_source_arn,
             job_name=execution.job_name if execution is not None else None,
@@ -557,61 +497,6 @@ class Worker:
             self._driver = _default_driver(self._log)
         return self._driver
 
-    # --- logging ----------------------------------------------------------------
-
-    def _log_settled(self, item: Settled) -> None:
-        disposition = item.disposition
-        result = item.result
-        if not result.message_id:
-            self._log.error("a record has no usable messageId and cannot be reported; it was not run")
-            return
-        level = _LEVELS[disposition]
-        if not self._log.isEnabledFor(level):
-            return
-        outcome = result.outcome
-        execution = result.execution
-        fields: dict[str, object] = {
-            "message_id": result.message_id,
-            "job_name": execution.job_name if execution is not None else None,
-            "job_id": execution.job_id if execution is not None else None,
-            "attempt": result.attempt,
-            "outcome": disposition,
-            "duration_ms": round(item.duration * 1000, 3),
-        }
-        if self.log_payloads and execution is not None:
-            fields["payload"] = _payload_text(execution.payload)
-        detail = ""
-        match outcome:
-            case Retry(delay=delay, error=error):
-                fields["retry_in"] = delay
-                fields["error"] = f"{type(error).__name__}: {error}"
-                when = "the visibility timeout" if delay is None else f"{delay}s"
-                detail = f" ({type(error).__name__}: {error}; retry in {when})"
-            case DeadLetter(reason=reason, error=error) | Discard(reason=reason, error=error):
-                fields["reason"] = reason
-                fields["error"] = f"{type(error).__name__}: {_error_text(error)}"
-                detail = f" ({reason}: {type(error).__name__}: {_error_text(error)})"
-            case Defer(reason=reason):
-                fields["reason"] = reason
-                detail = f" ({reason})"
-            case Ack():
-                detail = ""
-            case _:
-                assert_never(outcome)
-        if disposition == "failed" and isinstance(outcome, DeadLetter):
-            detail += " [dead-letter send failed]"
-        name = fields["job_name"] or "?"
-        self._log.log(
-            level,
-            "job %s %s message %s attempt %d%s",
-            name,
-            disposition,
-            result.message_id,
-            result.attempt,
-            detail,
-            extra=fields,
-        )
-
     # --- direct invocations ---------------------------------------------------
 
     def run_direct(self, event: object, context: object = None) -> dict[str, object]:
@@ -630,7 +515,7 @@ class Worker:
                 `Exception`, such as `asyncio.CancelledError`, wrapped in a
                 `GlassworkError`).
         """
-        name, payload, event_id, at = _direct_call(event)
+        name, payload, event_id, at = direct_call(event)
         job = self.registry.get(name)
         if job is None:
             raise UnknownJobError(name, known=list(self.registry.jobs))
@@ -652,12 +537,12 @@ class Worker:
             "body": body,
             "attributes": {"ApproximateReceiveCount": "1"},
         }
-        lambda_context = _lambda_context(context)
+        lambda_context = as_lambda_context(context)
         if self._use_loop:
             result = thread_loop().run_until_complete(self._direct_async(record, lambda_context))
         else:
             options = self._options(lambda_context)
-            result = run_record(record, self.registry, self._run_sync_job, (), None, options)
+            result = _run_record(record, self.registry, self._run_sync_job, (), None, options)
             call = self._after_run(result)
             if call is not None:
                 self._fire(*call)
@@ -681,34 +566,11 @@ class Worker:
         self, record: dict[str, object], lambda_context: LambdaContext | None
     ) -> RecordResult:
         options = self._options(lambda_context)
-        result = await run_record_async(record, self.registry, self._run_async_job, (), None, options)
+        result = await _run_record_async(record, self.registry, self._run_async_job, (), None, options)
         call = self._after_run(result)
         if call is not None:
             await self._fire_async(*call)
         return result
-
-
-_LEVELS: Final[dict[Disposition, int]] = {
-    "succeeded": logging.DEBUG,
-    "failed": logging.INFO,
-    "discarded": logging.WARNING,
-    "dead_lettered": logging.ERROR,
-}
-
-
-def _payload_text(payload: object) -> str:
-    try:
-        text = msgspec.json.encode(payload).decode()
-    except (msgspec.EncodeError, TypeError):
-        text = repr(payload)
-    return text if len(text) <= 2_000 else f"{text[:2_000]}..."
-
-
-def _lambda_context(context: object) -> LambdaContext | None:
-    """`context` when it tells the remaining time as Lambda's does, else `None`."""
-    if context is not None and callable(getattr(context, "get_remaining_time_in_millis", None)):
-        return cast("LambdaContext", context)
-    return None
 
 
 def _invalid_payload(outcome: Outcome) -> bool:
@@ -735,36 +597,6 @@ def _job_error(outcome: Outcome) -> BaseException:
 
 async def _awaited(awaitable: Awaitable[object]) -> object:
     return await awaitable
-
-
-def _direct_call(event: object) -> tuple[str, object, str | None, datetime | None]:
-    expected = (
-        "expected an SQS event ({'Records': [...]}) or a job invocation "
-        "({'jobName': ..., 'payload': ...}, also under EventBridge's 'detail')"
-    )
-    if not isinstance(event, Mapping):
-        msg = f"{expected}, got {type(event).__name__}"
-        raise InvalidEventError(msg)
-    source: Mapping[str, object] = event
-    name = event.get("jobName")
-    if name is None and isinstance(event.get("detail"), Mapping):
-        source = event["detail"]
-        name = source.get("jobName", source.get("name"))
-    if not isinstance(name, str) or not name:
-        keys = ", ".join(sorted(str(k) for k in event)) or "none"
-        msg = f"{expected}; this event has keys: {keys}"
-        raise InvalidEventError(msg)
-    event_id = event.get("id")
-    at = None
-    when = event.get("time")
-    if isinstance(when, str):
-        try:
-            at = datetime.fromisoformat(when)
-        except ValueError:
-            at = None
-        if at is not None and at.tzinfo is None:
-            at = at.replace(tzinfo=UTC)
-    return name, source.get("payload"), event_id if isinstance(event_id, str) else None, at
 
 
 def _default_driver(log: logging.Logger) -> WorkerDriver | None:
