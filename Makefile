@@ -41,6 +41,7 @@ bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	bash scripts/with-services.sh $(BIN)/python bench/run.py
 	$(BIN)/python bench/bench_local.py
+	bash scripts/with-services.sh $(BIN)/python bench/reliability.py --seed 2026
 
 clean:
 	rm -rf $(VENV) .venv-typing dist .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -7,20 +7,31 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 
 from glasswork import (
+    Ack,
     Backoff,
+    DeadLetter,
+    Defer,
+    Discard,
     EnqueueResult,
     Job,
     JobContext,
     JobExecution,
+    JobRegistry,
     JobService,
     MockQueueDriver,
     Module,
+    Outcome,
+    RecordOptions,
+    RecordResult,
+    Retry,
     RetryPolicy,
+    Services,
     TransientJobError,
     WorkerHooks,
     bootstrap_worker,
     define_job,
     define_periodic_job,
+    process_record,
 )
 
 
@@ -77,3 +88,31 @@ mixed: list[EnqueueResult] = service.enqueue_batch(
 )
 names: list[str] = [job.name for job in driver.jobs]
 job_id: str = result.job_id
+
+
+# --- composing a handler by hand, from `glasswork` alone ------------------------------
+
+
+def run_with_middleware(job: Job[object], payload: object, ctx: JobContext) -> object:
+    return job.handler(payload, ctx)
+
+
+def outcome_name(outcome: Outcome) -> str:
+    match outcome:
+        case Ack():
+            return "ack"
+        case Retry(delay=delay):
+            return f"retry in {delay}"
+        case DeadLetter(reason=reason) | Discard(reason=reason):
+            return reason
+        case Defer(reason=reason):
+            return reason
+
+
+registry = JobRegistry.from_module(app)
+options = RecordOptions(services=Services({}), time_margin_ms=1_000)
+record_result: RecordResult = process_record(
+    {"messageId": "m-1", "body": "{}"}, registry, run=run_with_middleware, options=options
+)
+group: str | None = record_result.group
+name: str = outcome_name(record_result.outcome)
