@@ -28,6 +28,7 @@ from glasswork import (
     JobExecution,
     MockQueueDriver,
     Module,
+    PermanentJobError,
     TransientJobError,
     WorkerHooks,
     bootstrap_worker,
@@ -768,3 +769,68 @@ def test_a_cold_start_without_a_driver_does_not_import_boto3(
     assert result["response"] == {"batchItemFailures": [{"itemIdentifier": i} for i in failed]}
     imported = [name for name in ("boto3", "botocore") if result[name]]
     assert imported == [], f"the handler imported {imported}; its stderr: {done.stderr}"
+
+
+# --- attacks found after the fix: numbers too big for a float, errors that cannot be printed -------
+
+
+class _HugeRetryAfterError(TransientJobError):
+    """A TransientJobError whose retry_after was set past the constructor's check."""
+
+    def __init__(self) -> None:
+        super().__init__("later")
+        self.retry_after = 10**400  # type: ignore[assignment]  # the attack: an int no float can hold
+
+
+class _UnprintableError(PermanentJobError):
+    """An error whose message cannot be computed."""
+
+    def __str__(self) -> str:
+        raise RuntimeError("no message for you")
+
+
+def test_a_retry_after_too_big_for_a_float_is_clamped_to_12_hours() -> None:
+    """decide_retry on an int past float range: 12 hours, not OverflowError."""
+
+    def handler(payload: object, ctx: JobContext) -> None:
+        raise _HugeRetryAfterError
+
+    driver = MockQueueDriver()
+    worker = bootstrap_worker(
+        module=Module(name="m", jobs=[define_job(name="job", handler=handler)]), driver=driver
+    )
+    response = worker(sqs_event([sqs_record(job_body("job", {}), message_id="m-1")]), None)
+
+    assert response == {"batchItemFailures": [{"itemIdentifier": "m-1"}]}
+    assert [c.seconds for c in driver.visibility_changes] == [MAX_DELAY]
+
+
+@pytest.mark.parametrize("level", [logging.DEBUG, logging.INFO, logging.WARNING])
+def test_an_error_whose_str_raises_is_still_settled_and_logged(level: int) -> None:
+    """An unprintable error is dead-lettered with a stand-in message; the batch goes on."""
+    ran: list[str] = []
+
+    def handler(payload: dict[str, str], ctx: JobContext) -> None:
+        ran.append(payload["n"])
+        if payload["n"] == "1":
+            raise _UnprintableError
+
+    log = logging.getLogger("test.regress.unprintable")
+    log.setLevel(level)
+    driver = MockQueueDriver()
+    worker = bootstrap_worker(
+        module=Module(name="m", jobs=[define_job(name="job", handler=handler)]), driver=driver, logger=log
+    )
+    event = sqs_event(
+        [
+            sqs_record(job_body("job", {"n": "1"}), message_id="m-1"),
+            sqs_record(job_body("job", {"n": "2"}), message_id="m-2"),
+        ]
+    )
+
+    assert worker(event, None) == {"batchItemFailures": []}
+    assert ran == ["1", "2"]
+    [dead] = driver.dead_letters
+    assert dead.message_id == "m-1"
+    assert dead.reason == "permanent_error"
+    assert dead.error_message == "<_UnprintableError: str() failed>"

@@ -70,11 +70,21 @@ def failed_ids(settled: Sequence[Settled]) -> list[str]:
 
 def error_text(error: BaseException) -> str:
     """An error's message with its cause, cut to 1,000 characters (for logs and dead letters)."""
-    text = f"{error}"
+    text = _text(error)
     cause = error.__cause__
-    if cause is not None and str(cause) not in text:
-        text = f"{text} (caused by {type(cause).__name__}: {cause})"
+    if cause is not None:
+        reason = _text(cause)
+        if reason not in text:
+            text = f"{text} (caused by {type(cause).__name__}: {reason})"
     return text[:1000]
+
+
+def _text(value: object) -> str:
+    """`str(value)`, or a stand-in when its `__str__` raises (a job's error may do anything)."""
+    try:
+        return str(value)
+    except Exception:  # noqa: BLE001  # any failure of a user's __str__ gives the stand-in
+        return f"<{type(value).__name__}: str() failed>"
 
 
 _LEVELS: Final[dict[Disposition, int]] = {
@@ -88,9 +98,16 @@ _LEVELS: Final[dict[Disposition, int]] = {
 def _payload_text(payload: object) -> str:
     try:
         text = msgspec.json.encode(payload).decode()
-    except (msgspec.EncodeError, TypeError):
-        text = repr(payload)
+    except (msgspec.EncodeError, TypeError, ValueError, RecursionError):
+        text = _repr(payload)
     return text if len(text) <= 2_000 else f"{text[:2_000]}..."
+
+
+def _repr(value: object) -> str:
+    try:
+        return repr(value)
+    except Exception:  # noqa: BLE001  # any failure of a user's __repr__ gives the stand-in
+        return f"<{type(value).__name__}: repr() failed>"
 
 
 def log_outcome(log: logging.Logger, item: Settled, *, log_payloads: bool = False) -> None:
@@ -119,9 +136,10 @@ def log_outcome(log: logging.Logger, item: Settled, *, log_payloads: bool = Fals
     match outcome:
         case Retry(delay=delay, error=error):
             fields["retry_in"] = delay
-            fields["error"] = f"{type(error).__name__}: {error}"
+            message = error_text(error)
+            fields["error"] = f"{type(error).__name__}: {message}"
             when = "the visibility timeout" if delay is None else f"{delay}s"
-            detail = f" ({type(error).__name__}: {error}; retry in {when})"
+            detail = f" ({type(error).__name__}: {message}; retry in {when})"
         case DeadLetter(reason=reason, error=error) | Discard(reason=reason, error=error):
             fields["reason"] = reason
             fields["error"] = f"{type(error).__name__}: {error_text(error)}"

@@ -348,7 +348,7 @@ def _retry_after(error: BaseException) -> float | None:
     if isinstance(value, timedelta):
         value = value.total_seconds()
     if isinstance(value, int | float) and value >= 0:  # NaN fails the comparison
-        return float(value)
+        return float(value) if value < MAX_DELAY_SECONDS else float(MAX_DELAY_SECONDS)
     return None
 
 
