@@ -779,7 +779,7 @@ class _HugeRetryAfterError(TransientJobError):
 
     def __init__(self) -> None:
         super().__init__("later")
-        self.retry_after = 10**400  # type: ignore[assignment]  # the attack: an int no float can hold
+        self.retry_after = 10**400  # the attack: an int no float can hold
 
 
 class _UnprintableError(PermanentJobError):
