@@ -167,6 +167,8 @@ def loaded() -> set[str]:
         "glasswork.cli",
         "glasswork.local",
         "glasswork.drivers.sqs",
+        "glasswork.drivers.sqs_admin",
+        "glasswork.drivers._sqs_common",
         "glasswork.drivers.sqlite",
         "glasswork.drivers.redis",
         "sqlite3",

@@ -1,22 +1,35 @@
-"""Amazon SQS: the production driver (enqueue, worker side, local consuming, admin).
+"""Amazon SQS: the production driver's hot path (enqueue, worker side, local consuming).
 
-`SQSQueueDriver` implements every protocol of `glasswork.drivers.base`. It is
-the only glasswork module that imports botocore (at import time, so a missing
-extra fails fast) and boto3 (when the first client is made); `import glasswork`
-imports neither.
+`SQSQueueDriver` implements every protocol of `glasswork.drivers.base`. Its
+code is split over three modules, imported in one direction only
+(`sqs` -> `sqs_admin` -> `_sqs_common`, and `sqs` -> `_sqs_common`):
+
+- `glasswork.drivers.sqs` (this module): the driver itself (construction,
+  clients, queue resolution) and what a Lambda enqueuer or worker runs:
+  `enqueue`, `enqueue_batch`, `dead_letter`, `change_visibility`,
+  `check_redrive`, plus `receive`, `delete` and `counts` for the local poller.
+- `glasswork.drivers.sqs_admin`: `SQSAdminMixin`, a base class of
+  `SQSQueueDriver`, with the rest: EventBridge Scheduler for delays over
+  900 s (`scheduler`, `cancel`, and the schedule `enqueue` creates) and
+  dead-letter administration (`list_dead_letters`, `redrive`, `purge`). Call
+  them on the driver as before.
+- `glasswork.drivers._sqs_common`: what both use (the resolved queue, FIFO
+  ids, record conversion, botocore error translation).
+
+These are the only glasswork modules that import botocore (at import time, so
+a missing extra fails fast) and boto3 (when the first client is made);
+`import glasswork` imports neither.
 
 What it sends:
 
 - Body: `JobMessage.body` (the TypeScript-compatible camelCase JSON) with the
   message attribute `JobName`.
 - Delays up to 900 s: `DelaySeconds`. Longer delays: a one-off EventBridge
-  Scheduler schedule (`at(...)`, `ActionAfterCompletion: DELETE`) whose target
-  is the queue's ARN with the body as input; the returned `message_id` is the
-  schedule's name, which `cancel()` deletes. Scheduler's SQS target carries the
-  body only, not message attributes, so such a message arrives without
-  `JobName` (the worker reads the name from the body). Needs
-  `scheduler_role_arn` (a role Scheduler assumes, allowed `sqs:SendMessage`
-  on the queue); without it a long delay raises `ConfigurationError`.
+  Scheduler schedule (see `glasswork.drivers.sqs_admin`); the returned
+  `message_id` is the schedule's name, which `cancel()` deletes. Such a
+  message arrives without `JobName` (the worker reads the name from the
+  body). Needs `scheduler_role_arn`; without it a long delay raises
+  `ConfigurationError`.
 - FIFO queues (URL ending in `.fifo`): `MessageGroupId` = the job's group key,
   else the queue's name; `MessageDeduplicationId` = the job's `unique` key,
   else its id (an id SQS would reject, over 128 characters or with characters
@@ -42,14 +55,13 @@ What the worker side does:
 
 IAM permissions, least privilege (on the named queues only):
 
-- Enqueuer: `sqs:SendMessage` on the job queue; for long delays also
-  `scheduler:CreateSchedule` (and `scheduler:DeleteSchedule` for `cancel`) on
-  the schedule group's schedules, `iam:PassRole` on `scheduler_role_arn`, and
-  `sqs:GetQueueAttributes` on the job queue (to learn its ARN).
+- Enqueuer: `sqs:SendMessage` on the job queue; for long delays also the
+  Scheduler permissions listed in `glasswork.drivers.sqs_admin`.
 - Worker: `sqs:ReceiveMessage`, `sqs:DeleteMessage`, `sqs:GetQueueAttributes`
   (all three needed by Lambda's event source mapping) and
   `sqs:ChangeMessageVisibility` on the job queue; `sqs:SendMessage` on the
   DLQ; `sqs:GetQueueUrl` on the job queue unless it is listed in `queues`.
+- Administration (`glasswork dlq`, `purge`): see `glasswork.drivers.sqs_admin`.
 
 Errors are translated at this boundary: an unknown or nonexistent queue is a
 `QueueNotFoundError`, throttling a `ThrottledError`, anything else from
@@ -58,29 +70,29 @@ botocore a `DriverError`; the botocore exception is always `__cause__`.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import re
 import threading
-import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Final, Literal, Protocol, TypeVar, cast
 
 import msgspec
 from botocore.exceptions import BotoCoreError, ClientError
 
-from glasswork._wire import (
-    MAX_MESSAGE_BYTES,
-    EnqueueResult,
-    JobMessage,
-    SQSMessageAttribute,
-    SQSRecord,
-    SQSRecordAttributes,
+from glasswork._wire import MAX_MESSAGE_BYTES, EnqueueResult, JobMessage, SQSRecord
+from glasswork.core import MAX_DELAY_SECONDS
+from glasswork.drivers._sqs_common import (
+    MAX_BATCH,
+    THROTTLE_CODES,
+    SQSQueue,
+    boto_attribute,
+    fifo_id,
+    name_of_url,
+    to_record,
+    translate,
+    translated,
 )
-from glasswork.core import MAX_DELAY_SECONDS, decode_message
 from glasswork.drivers.base import (
     ATTR_ATTEMPT,
     ATTR_ERROR_MESSAGE,
@@ -88,17 +100,16 @@ from glasswork.drivers.base import (
     ATTR_JOB_NAME,
     ATTR_REASON,
     ATTR_SOURCE_QUEUE,
-    DeadLetterEntry,
     DeadLetterInfo,
     QueueCounts,
     VisibilityChange,
 )
+from glasswork.drivers.sqs_admin import SQSAdminMixin
 from glasswork.errors import (
     BatchEnqueueError,
     ConfigurationError,
     DriverError,
     GlassworkError,
-    MalformedMessageError,
     QueueNotFoundError,
     ThrottledError,
 )
@@ -106,12 +117,10 @@ from glasswork.errors import (
 if TYPE_CHECKING:
     from botocore.client import BaseClient
     from mypy_boto3_scheduler import EventBridgeSchedulerClient
-    from mypy_boto3_scheduler.type_defs import CreateScheduleInputTypeDef
     from mypy_boto3_sqs import SQSClient
     from mypy_boto3_sqs.type_defs import (
         BatchResultErrorEntryTypeDef,
         ChangeMessageVisibilityBatchRequestEntryTypeDef,
-        MessageAttributeValueOutputTypeDef,
         MessageAttributeValueTypeDef,
         MessageTypeDef,
         SendMessageBatchRequestEntryTypeDef,
@@ -129,33 +138,8 @@ SQS rejects a visibility that ends more than 12 hours after the message was
 received, and a Lambda invocation runs for up to 15 minutes after the
 receive, so a backoff is clamped 15 minutes short of 12 hours to be accepted.
 """
-_MAX_BATCH: Final = 10
 _MAX_ATTRIBUTES: Final = 10
 _MAX_WAIT_SECONDS: Final = 20
-_PEEK_VISIBILITY_SECONDS: Final = 30
-_PEEK_WAIT_SECONDS: Final = 1
-_GLASSWORK_ATTRIBUTES: Final = frozenset(
-    {ATTR_REASON, ATTR_ERROR_TYPE, ATTR_ERROR_MESSAGE, ATTR_ATTEMPT, ATTR_SOURCE_QUEUE}
-)
-_NOT_FOUND_CODES: Final = frozenset(
-    {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist", "NonExistentQueue"}
-)
-_THROTTLE_CODES: Final = frozenset(
-    {
-        "Throttling",
-        "ThrottlingException",
-        "ThrottledException",
-        "RequestThrottled",
-        "RequestThrottledException",
-        "AWS.SimpleQueueService.RequestThrottled",
-        "TooManyRequestsException",
-        "RequestLimitExceeded",
-        "SlowDown",
-        "KmsThrottled",
-        "KMS.ThrottlingException",
-    }
-)
-_FIFO_ID: Final = re.compile(r"^[A-Za-z0-9!\"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~]{1,128}$")
 _NOT_XML_CHAR: Final = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _REGION_IN_URL: Final = re.compile(
     r"^https?://(?:sqs\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?|([a-z0-9-]+)\.queue\.amazonaws\.com)/"
@@ -172,15 +156,6 @@ _K = TypeVar("_K")
 _V = TypeVar("_V")
 
 
-class _Queue(msgspec.Struct, frozen=True, kw_only=True):
-    name: str
-    url: str
-
-    @property
-    def fifo(self) -> bool:
-        return self.url.endswith(".fifo")
-
-
 class _Redrive(msgspec.Struct, frozen=True, kw_only=True):
     dead_letter_arn: str
     max_receive_count: int
@@ -192,13 +167,17 @@ class _Failure(msgspec.Struct, frozen=True, kw_only=True):
     request_level: bool
 
 
-class SQSQueueDriver:
+class SQSQueueDriver(SQSAdminMixin):
     """A queue driver for Amazon SQS (and SQS-compatible servers such as moto).
 
     Queues are named by the keys of `queues`; a job's `queue` (or
     `default_queue`) picks one. A queue may also be given as a URL or an ARN
     wherever a name is accepted. With `queues=None`, names are looked up with
     `GetQueueUrl`.
+
+    The scheduler (`scheduler`, `cancel`) and dead-letter administration
+    (`list_dead_letters`, `redrive`, `purge`) are inherited from
+    `glasswork.drivers.sqs_admin.SQSAdminMixin`.
 
     Args:
         queues: Queue name -> queue URL. `None` looks names up in the account.
@@ -277,7 +256,7 @@ class SQSQueueDriver:
             url: The queue URL, such as `https://sqs.eu-west-1.amazonaws.com/123456789012/jobs`.
             **options: Any other keyword argument of `SQSQueueDriver`.
         """
-        name = _name_of_url(url)
+        name = name_of_url(url)
         region = options.pop("region", None) or _region_of_url(url)
         return cls({name: url}, default_queue=name, region=region, **options)  # type: ignore[arg-type]  # options are forwarded verbatim; the constructor checks them
 
@@ -299,15 +278,6 @@ class SQSQueueDriver:
                 if self._client is None:
                     self._client = cast("SQSClient", self._make_client("sqs"))
         return self._client
-
-    @property
-    def scheduler(self) -> EventBridgeSchedulerClient:
-        """The boto3 EventBridge Scheduler client (made on first use when none was given)."""
-        if self._scheduler is None:
-            with self._lock:
-                if self._scheduler is None:
-                    self._scheduler = cast("EventBridgeSchedulerClient", self._make_client("scheduler"))
-        return self._scheduler
 
     def _make_client(self, service: Literal["sqs", "scheduler"]) -> BaseClient:
         import boto3  # noqa: PLC0415  # boto3 is heavy and optional: import it when a client is needed
@@ -340,37 +310,37 @@ class SQSQueueDriver:
 
     # --- queue resolution -------------------------------------------------------
 
-    def _resolve(self, queue: str | None) -> _Queue:
+    def _resolve(self, queue: str | None) -> SQSQueue:
         key = queue if queue is not None else self._default_queue
         if key is None:
             if self._queues is not None and len(self._queues) == 1:
                 ((name, url),) = self._queues.items()
-                return _Queue(name=name, url=url)
+                return SQSQueue(name=name, url=url)
             known = sorted(self._queues or {})
             msg = f"no queue given and no default_queue set on the SQS driver (configured queues: {known})"
             raise ConfigurationError(msg)
         if _is_url(key):
-            return _Queue(name=self._name_for_url(key), url=key)
+            return SQSQueue(name=self._name_for_url(key), url=key)
         if key.startswith("arn:"):
             return self._queue_for_arn(key)
         if self._queues is not None:
             if key in self._queues:
-                return _Queue(name=key, url=self._queues[key])
+                return SQSQueue(name=key, url=self._queues[key])
             msg = f"unknown queue {key!r}: the SQS driver knows {sorted(self._queues)}"
             raise QueueNotFoundError(msg)
-        return _Queue(name=key, url=self._cached(self._url_by_name, key, self._lookup_url))
+        return SQSQueue(name=key, url=self._cached(self._url_by_name, key, self._lookup_url))
 
     def _lookup_url(self, name: str) -> str:
-        with _translated("GetQueueUrl", name):
+        with translated("GetQueueUrl", name):
             return self.client.get_queue_url(QueueName=name)["QueueUrl"]
 
     def _name_for_url(self, url: str) -> str:
         for name, configured in (self._queues or {}).items():
             if configured == url:
                 return name
-        return _name_of_url(url)
+        return name_of_url(url)
 
-    def _queue_for_arn(self, arn: str) -> _Queue:
+    def _queue_for_arn(self, arn: str) -> SQSQueue:
         if not arn:
             return self._resolve(None)
         parts = arn.split(":")
@@ -381,16 +351,16 @@ class SQSQueueDriver:
         for name, url in (self._queues or {}).items():
             segments = url.rstrip("/").split("/")
             if segments[-1] == queue_name and (len(segments) < 2 or segments[-2] in (account, "")):
-                return _Queue(name=name, url=url)
+                return SQSQueue(name=name, url=url)
 
         def lookup(_: str) -> str:
-            with _translated("GetQueueUrl", queue_name):
+            with translated("GetQueueUrl", queue_name):
                 return self.client.get_queue_url(QueueName=queue_name, QueueOwnerAWSAccountId=account)[
                     "QueueUrl"
                 ]
 
         url = self._cached(self._url_by_arn, arn, lookup)
-        return _Queue(name=queue_name, url=url)
+        return SQSQueue(name=queue_name, url=url)
 
     def _queue_arn(self, url: str) -> str:
         def lookup(_: str) -> str:
@@ -404,7 +374,7 @@ class SQSQueueDriver:
         return self._cached(self._arn_by_url, url, lookup)
 
     def _attributes(self, url: str, *names: str) -> dict[str, str]:
-        with _translated("GetQueueAttributes", url):
+        with translated("GetQueueAttributes", url):
             response = self.client.get_queue_attributes(QueueUrl=url, AttributeNames=list(names))  # type: ignore[arg-type]  # names are SQS attribute names, checked by SQS
         return {str(name): value for name, value in response.get("Attributes", {}).items()}
 
@@ -425,9 +395,9 @@ class SQSQueueDriver:
 
         return self._cached(self._redrive_by_url, url, lookup)
 
-    def _dead_letter_url(self, source: _Queue) -> str | None:
+    def _dead_letter_url(self, source: SQSQueue) -> str | None:
         configured = self._dead_letter_queues.get(source.name) or self._dead_letter_queues.get(
-            _name_of_url(source.url)
+            name_of_url(source.url)
         )
         if configured is not None:
             return configured if _is_url(configured) else self._resolve(configured).url
@@ -440,7 +410,7 @@ class SQSQueueDriver:
 
         return self._cached(self._dead_letter_by_url, source.url, lookup)
 
-    def _require_dead_letter_url(self, source: _Queue) -> str:
+    def _require_dead_letter_url(self, source: SQSQueue) -> str:
         url = self._dead_letter_url(source)
         if url is None:
             msg = (
@@ -488,11 +458,11 @@ class SQSQueueDriver:
             "MessageAttributes": _job_attributes(message),
         }
         if target.fifo:
-            params["MessageGroupId"] = _fifo_id(message.group_id or target.name)
-            params["MessageDeduplicationId"] = _fifo_id(message.deduplication_id)
+            params["MessageGroupId"] = fifo_id(message.group_id or target.name)
+            params["MessageDeduplicationId"] = fifo_id(message.deduplication_id)
         elif message.delay_seconds > 0:
             params["DelaySeconds"] = message.delay_seconds
-        with _translated("SendMessage", target.name):
+        with translated("SendMessage", target.name):
             response = self.client.send_message(**params)
         return EnqueueResult(message_id=response["MessageId"], job_id=message.job_id)
 
@@ -561,7 +531,7 @@ class SQSQueueDriver:
         )
 
     def _send_chunk(
-        self, url: str, chunk: Sequence[int], messages: Sequence[JobMessage], targets: Sequence[_Queue]
+        self, url: str, chunk: Sequence[int], messages: Sequence[JobMessage], targets: Sequence[SQSQueue]
     ) -> tuple[dict[int, EnqueueResult], dict[int, _Failure]]:
         entries: list[SendMessageBatchRequestEntryTypeDef] = []
         for entry_id, index in enumerate(chunk):
@@ -572,15 +542,15 @@ class SQSQueueDriver:
                 "MessageAttributes": _job_attributes(message),
             }
             if target.fifo:
-                entry["MessageGroupId"] = _fifo_id(message.group_id or target.name)
-                entry["MessageDeduplicationId"] = _fifo_id(message.deduplication_id)
+                entry["MessageGroupId"] = fifo_id(message.group_id or target.name)
+                entry["MessageDeduplicationId"] = fifo_id(message.deduplication_id)
             elif message.delay_seconds > 0:
                 entry["DelaySeconds"] = message.delay_seconds
             entries.append(entry)
         try:
             response = self.client.send_message_batch(QueueUrl=url, Entries=entries)
         except (ClientError, BotoCoreError) as exc:
-            error = _translate(exc, "SendMessageBatch", targets[chunk[0]].name)
+            error = translate(exc, "SendMessageBatch", targets[chunk[0]].name)
             error.__cause__ = exc
             failure = _Failure(
                 error=error, retriable=not isinstance(error, QueueNotFoundError), request_level=True
@@ -594,7 +564,7 @@ class SQSQueueDriver:
         for bad in response.get("Failed", []):
             index = chunk[int(bad["Id"])]
             code = bad.get("Code", "")
-            kind = ThrottledError if code in _THROTTLE_CODES else DriverError
+            kind = ThrottledError if code in THROTTLE_CODES else DriverError
             error = kind(
                 f"SendMessageBatch entry for job {messages[index].job_name!r} "
                 f"({messages[index].job_id}) failed: {code}: {bad.get('Message', '')}"
@@ -608,7 +578,7 @@ class SQSQueueDriver:
                 failed[index] = _Failure(error=error, retriable=True, request_level=False)
         return sent, failed
 
-    def _check_sendable(self, message: JobMessage, target: _Queue) -> None:
+    def _check_sendable(self, message: JobMessage, target: SQSQueue) -> None:
         if target.fifo and message.delay_seconds > 0:
             msg = (
                 f"job {message.job_name!r}: FIFO queue {target.name!r} cannot delay one message "
@@ -623,59 +593,6 @@ class SQSQueueDriver:
                 "so that longer delays go through a one-off EventBridge Scheduler schedule"
             )
             raise ConfigurationError(msg)
-
-    def _schedule(self, message: JobMessage, target: _Queue) -> EnqueueResult:
-        assert self._scheduler_role_arn is not None  # checked by _check_sendable
-        at = self._clock() + timedelta(seconds=message.delay_seconds)
-        at = at.astimezone(UTC)
-        if at.microsecond:
-            at = at.replace(microsecond=0) + timedelta(seconds=1)
-        name = f"glasswork-{uuid.uuid4().hex}"
-        params: CreateScheduleInputTypeDef = {
-            "Name": name,
-            "ScheduleExpression": f"at({at:%Y-%m-%dT%H:%M:%S})",
-            "ScheduleExpressionTimezone": "UTC",
-            "FlexibleTimeWindow": {"Mode": "OFF"},
-            "ActionAfterCompletion": "DELETE",
-            "Description": f"glasswork job {message.job_name} ({message.job_id})"[:512],
-            "Target": {
-                "Arn": self._queue_arn(target.url),
-                "RoleArn": self._scheduler_role_arn,
-                "Input": message.body,
-            },
-        }
-        if self._scheduler_group:
-            params["GroupName"] = self._scheduler_group
-        with _translated("CreateSchedule", target.name):
-            self.scheduler.create_schedule(**params)
-        return EnqueueResult(message_id=name, job_id=message.job_id)
-
-    def cancel(self, schedule_name: str) -> bool:
-        """Cancel a delayed job sent through EventBridge Scheduler.
-
-        Args:
-            schedule_name: The `message_id` that `enqueue` returned for a
-                delay over 900 seconds.
-
-        Returns:
-            `True` if the schedule was deleted, `False` if it no longer
-            exists (it already fired, or was cancelled).
-
-        Raises:
-            DriverError: Scheduler refused the deletion.
-        """
-        try:
-            if self._scheduler_group:
-                self.scheduler.delete_schedule(Name=schedule_name, GroupName=self._scheduler_group)
-            else:
-                self.scheduler.delete_schedule(Name=schedule_name)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
-                return False
-            raise _translate(exc, "DeleteSchedule", None) from exc
-        except BotoCoreError as exc:
-            raise _translate(exc, "DeleteSchedule", None) from exc
-        return True
 
     # --- worker side ------------------------------------------------------------
 
@@ -706,13 +623,13 @@ class SQSQueueDriver:
         if url.endswith(".fifo"):
             group = record.attributes.message_group_id or source.name
             dedup = record.attributes.message_deduplication_id or record.message_id
-            params["MessageGroupId"] = _fifo_id(group)
-            params["MessageDeduplicationId"] = _fifo_id(dedup)
+            params["MessageGroupId"] = fifo_id(group)
+            params["MessageDeduplicationId"] = fifo_id(dedup)
         if record.attributes.aws_trace_header:
             params["MessageSystemAttributes"] = {
                 "AWSTraceHeader": {"DataType": "String", "StringValue": record.attributes.aws_trace_header}
             }
-        with _translated("SendMessage to the dead-letter queue", _name_of_url(url)):
+        with translated("SendMessage to the dead-letter queue", name_of_url(url)):
             self.client.send_message(**params)
 
     def change_visibility(self, changes: Sequence[VisibilityChange]) -> None:
@@ -816,10 +733,10 @@ class SQSQueueDriver:
         records: dict[str, SQSRecord] = {}
         wait = min(max(int(wait_seconds), 0), _MAX_WAIT_SECONDS)
         while len(records) < max_messages:
-            asked = min(_MAX_BATCH, max_messages - len(records))
+            asked = min(MAX_BATCH, max_messages - len(records))
             messages = self._receive_raw(target.url, asked, visibility_timeout, wait)
             for message in messages:
-                record = _to_record(message, arn, region)
+                record = to_record(message, arn, region)
                 records.setdefault(record.message_id, record)
             if len(messages) < asked:
                 break
@@ -829,7 +746,7 @@ class SQSQueueDriver:
     def _receive_raw(
         self, url: str, count: int, visibility_timeout: int | None, wait: int
     ) -> list[MessageTypeDef]:
-        with _translated("ReceiveMessage", _name_of_url(url)):
+        with translated("ReceiveMessage", name_of_url(url)):
             if visibility_timeout is None:
                 response = self.client.receive_message(
                     QueueUrl=url,
@@ -892,12 +809,12 @@ class SQSQueueDriver:
                 problems.extend(f"{item.message_id}: {exc}" for item in queued)
                 cause = cause or exc
                 continue
-            for start in range(0, len(queued), _MAX_BATCH):
-                chunk = queued[start : start + _MAX_BATCH]
+            for start in range(0, len(queued), MAX_BATCH):
+                chunk = queued[start : start + MAX_BATCH]
                 try:
                     failed = send(url, chunk)
                 except (ClientError, BotoCoreError) as exc:
-                    error = _translate(exc, action, _name_of_url(url))
+                    error = translate(exc, action, name_of_url(url))
                     problems.extend(f"{item.message_id}: {error}" for item in chunk)
                     cause = cause or exc
                     continue
@@ -943,160 +860,6 @@ class SQSQueueDriver:
             int(attributes.get("ApproximateNumberOfMessagesDelayed", "0")),
         )
 
-    # --- admin ------------------------------------------------------------------
-
-    def list_dead_letters(self, queue: str | None = None, *, limit: int = 100) -> list[DeadLetterEntry]:
-        """Peek at the messages in a queue's dead-letter queue.
-
-        Messages are received with a 30 s visibility timeout and released
-        (visibility 0) before returning, so they stay in the DLQ. Peeking
-        raises their receive count; a DLQ that has its own `RedrivePolicy`
-        would count it.
-
-        Args:
-            queue: The source queue (name, URL or ARN); `None` for the default.
-            limit: At most this many entries.
-
-        Returns:
-            One entry per message, with the `Glasswork*` attributes when
-            glasswork dead-lettered it (SQS's own redrive leaves them empty).
-
-        Raises:
-            DriverError: No dead-letter queue is known, or SQS failed.
-        """
-        target = self._resolve(queue)
-        url = self._require_dead_letter_url(target)
-        entries: dict[str, DeadLetterEntry] = {}
-        handles: list[str] = []
-        try:
-            while len(entries) < limit:
-                messages = self._receive_raw(
-                    url, min(_MAX_BATCH, limit - len(entries)), _PEEK_VISIBILITY_SECONDS, _PEEK_WAIT_SECONDS
-                )
-                fresh = 0
-                for message in messages:
-                    record = _to_record(message, "", "")
-                    handles.append(record.receipt_handle)
-                    if record.message_id not in entries:
-                        entries[record.message_id] = _dead_letter_entry(record)
-                        fresh += 1
-                if not fresh:
-                    break
-        finally:
-            self._release(url, handles)
-        return list(entries.values())
-
-    def _release(self, url: str, handles: Sequence[str]) -> None:
-        for start in range(0, len(handles), _MAX_BATCH):
-            chunk = handles[start : start + _MAX_BATCH]
-            try:
-                self.client.change_message_visibility_batch(
-                    QueueUrl=url,
-                    Entries=[
-                        {"Id": str(position), "ReceiptHandle": handle, "VisibilityTimeout": 0}
-                        for position, handle in enumerate(chunk)
-                    ],
-                )
-            except (ClientError, BotoCoreError):
-                continue  # best effort: they reappear after the peek's visibility timeout anyway
-
-    def redrive(self, queue: str | None = None) -> int:
-        """Move every message of a queue's dead-letter queue back to its source queue.
-
-        Each message is sent (original body and attributes, without the
-        `Glasswork*` ones) to the queue named by its `GlassworkSourceQueue`
-        attribute (or SQS's `DeadLetterQueueSourceArn`), else to `queue`,
-        and then deleted from the DLQ. A FIFO source gets the message's group
-        and the DLQ message id as deduplication id.
-
-        Args:
-            queue: The source queue (name, URL or ARN); `None` for the default.
-
-        Returns:
-            How many messages moved.
-
-        Raises:
-            DriverError: No dead-letter queue is known, or a send or delete
-                failed (messages not yet moved stay in the DLQ, visible again).
-        """
-        target = self._resolve(queue)
-        url = self._require_dead_letter_url(target)
-        moved: set[str] = set()
-        while True:
-            messages = self._receive_raw(url, _MAX_BATCH, _PEEK_VISIBILITY_SECONDS, _PEEK_WAIT_SECONDS)
-            if not messages:
-                break
-            records = [_to_record(message, "", "") for message in messages]
-            try:
-                for record in records:
-                    if record.message_id not in moved:
-                        self._send_back(record, target, url)
-                        moved.add(record.message_id)
-            except GlassworkError:
-                self._delete_handles(url, [r.receipt_handle for r in records if r.message_id in moved])
-                self._release(url, [r.receipt_handle for r in records if r.message_id not in moved])
-                raise
-            self._delete_handles(url, [record.receipt_handle for record in records])
-        return len(moved)
-
-    def _send_back(self, record: SQSRecord, fallback: _Queue, dead_letter_url: str) -> None:
-        origin = record.message_attributes.get(ATTR_SOURCE_QUEUE)
-        origin_arn = origin.string_value if origin else None
-        origin_arn = origin_arn or record.attributes.dead_letter_queue_source_arn
-        destination = self._queue_for_arn(origin_arn) if origin_arn else fallback
-        if destination.url == dead_letter_url:
-            msg = f"message {record.message_id} names its own dead-letter queue as its source; not redriven"
-            raise DriverError(msg)
-        attributes: dict[str, MessageAttributeValueTypeDef] = {}
-        for name, value in record.message_attributes.items():
-            converted = _boto_attribute(value)
-            if name not in _GLASSWORK_ATTRIBUTES and converted is not None:
-                attributes[name] = converted
-        params: SendMessageRequestTypeDef = {
-            "QueueUrl": destination.url,
-            "MessageBody": record.body,
-            "MessageAttributes": attributes,
-        }
-        if destination.fifo:
-            params["MessageGroupId"] = _fifo_id(record.attributes.message_group_id or destination.name)
-            params["MessageDeduplicationId"] = _fifo_id(record.message_id)
-        with _translated("SendMessage (redrive)", destination.name):
-            self.client.send_message(**params)
-
-    def _delete_handles(self, url: str, handles: Sequence[str]) -> None:
-        for start in range(0, len(handles), _MAX_BATCH):
-            chunk = handles[start : start + _MAX_BATCH]
-            with _translated("DeleteMessageBatch", _name_of_url(url)):
-                response = self.client.delete_message_batch(
-                    QueueUrl=url,
-                    Entries=[{"Id": str(position), "ReceiptHandle": h} for position, h in enumerate(chunk)],
-                )
-            failed = response.get("Failed", [])
-            if failed:
-                msg = f"could not delete {len(failed)} redriven messages from {url}: {failed}"
-                raise DriverError(msg)
-
-    def purge(self, queue: str | None = None) -> int:
-        """Delete every message of a queue with `PurgeQueue`.
-
-        SQS allows one purge a queue every 60 seconds and may take that long
-        to finish.
-
-        Args:
-            queue: The queue (name, URL or ARN); `None` for the default.
-
-        Returns:
-            The approximate number of messages it held.
-
-        Raises:
-            DriverError: SQS refused (for example a purge already in progress).
-        """
-        target = self._resolve(queue)
-        held = sum(self._counts(target.url))
-        with _translated("PurgeQueue", target.name):
-            self.client.purge_queue(QueueUrl=target.url)
-        return held
-
 
 # --- helpers --------------------------------------------------------------------
 
@@ -1109,22 +872,11 @@ def _is_url(value: str) -> bool:
     return value.startswith(("https://", "http://"))
 
 
-def _name_of_url(url: str) -> str:
-    return url.rstrip("/").rsplit("/", 1)[-1]
-
-
 def _region_of_url(url: str) -> str | None:
     match = _REGION_IN_URL.match(url)
     if match is None:
         return None
     return match.group(1) or match.group(2)
-
-
-def _fifo_id(value: str) -> str:
-    """A `MessageGroupId`/`MessageDeduplicationId` SQS accepts: the value, or its SHA-256."""
-    if _FIFO_ID.match(value):
-        return value
-    return hashlib.sha256(value.encode()).hexdigest()
 
 
 def _clean(text: str) -> str:
@@ -1147,7 +899,7 @@ def _chunks(indexes: Sequence[int], sizes: Sequence[int]) -> Iterator[list[int]]
     chunk: list[int] = []
     total = 0
     for index, size in zip(indexes, sizes, strict=True):
-        if chunk and (len(chunk) == _MAX_BATCH or total + size > MAX_MESSAGE_BYTES):
+        if chunk and (len(chunk) == MAX_BATCH or total + size > MAX_MESSAGE_BYTES):
             yield chunk
             chunk, total = [], 0
         chunk.append(index)
@@ -1177,95 +929,7 @@ def _dead_letter_attributes(
     for name, original in record.message_attributes.items():
         if len(attributes) >= _MAX_ATTRIBUTES:
             break
-        converted = _boto_attribute(original)
+        converted = boto_attribute(original)
         if name not in attributes and converted is not None:
             attributes[name] = converted
     return attributes
-
-
-def _boto_attribute(value: SQSMessageAttribute) -> MessageAttributeValueTypeDef | None:
-    """A Lambda-shaped attribute as boto3 sends it; `None` for list-only values (SQS reserves those)."""
-    if value.string_value is not None:
-        return {"DataType": value.data_type, "StringValue": value.string_value}
-    if value.binary_value is not None:
-        return {"DataType": value.data_type, "BinaryValue": base64.b64decode(value.binary_value)}
-    return None
-
-
-def _lambda_attribute(value: MessageAttributeValueOutputTypeDef) -> SQSMessageAttribute:
-    binary = value.get("BinaryValue")
-    return SQSMessageAttribute(
-        data_type=value.get("DataType", "String"),
-        string_value=value.get("StringValue"),
-        binary_value=base64.b64encode(binary).decode() if binary is not None else None,
-        string_list_values=list(value.get("StringListValues", [])),
-        binary_list_values=[base64.b64encode(b).decode() for b in value.get("BinaryListValues", [])],
-    )
-
-
-def _to_record(message: MessageTypeDef, arn: str, region: str) -> SQSRecord:
-    attributes = msgspec.convert(dict(message.get("Attributes", {})), SQSRecordAttributes)
-    return SQSRecord(
-        message_id=message.get("MessageId", ""),
-        receipt_handle=message.get("ReceiptHandle", ""),
-        body=message.get("Body", ""),
-        attributes=attributes,
-        message_attributes={
-            name: _lambda_attribute(value) for name, value in message.get("MessageAttributes", {}).items()
-        },
-        md5_of_body=message.get("MD5OfBody", ""),
-        event_source="aws:sqs",
-        event_source_arn=arn,
-        aws_region=region,
-    )
-
-
-def _dead_letter_entry(record: SQSRecord) -> DeadLetterEntry:
-    def text(name: str) -> str | None:
-        value = record.message_attributes.get(name)
-        return value.string_value if value is not None else None
-
-    job_name, job_id = text(ATTR_JOB_NAME), None
-    try:
-        envelope = decode_message(record.body)
-    except MalformedMessageError:
-        pass
-    else:
-        job_name = job_name or envelope.job_name
-        job_id = envelope.job_id or None
-    attempt = text(ATTR_ATTEMPT)
-    return DeadLetterEntry(
-        message_id=record.message_id,
-        body=record.body,
-        job_name=job_name,
-        job_id=job_id,
-        attempt=int(attempt) if attempt and attempt.isdigit() else None,
-        reason=text(ATTR_REASON),
-        error_type=text(ATTR_ERROR_TYPE),
-        error_message=text(ATTR_ERROR_MESSAGE),
-    )
-
-
-def _translate(exc: ClientError | BotoCoreError, action: str, queue: str | None) -> DriverError:
-    """Our error for a botocore one (the caller attaches it as `__cause__`)."""
-    where = f" on queue {queue!r}" if queue else ""
-    if isinstance(exc, ClientError):
-        error: Mapping[str, object] = exc.response.get("Error", {})
-        codes = {str(error.get("Code", "")), str(error.get("QueryErrorCode", ""))}
-        text = str(error.get("Message", "")) or str(exc)
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        code = str(error.get("Code", ""))
-        if codes & _NOT_FOUND_CODES:
-            return QueueNotFoundError(f"SQS queue {queue!r} does not exist ({action}: {code})")
-        if codes & _THROTTLE_CODES or status == 429:
-            return ThrottledError(f"{action}{where} was throttled: {code}: {text}")
-        return DriverError(f"{action}{where} failed: {code}: {text}")
-    return DriverError(f"{action}{where} failed: {exc}")
-
-
-@contextmanager
-def _translated(action: str, queue: str | None) -> Iterator[None]:
-    try:
-        yield
-    except (ClientError, BotoCoreError) as exc:
-        raise _translate(exc, action, queue) from exc
