@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from glasswork._runtime import is_async_callable
-from glasswork._wire import JobMessage
+from glasswork._wire import MAX_NESTING, JobMessage, nested_deeper_than
 from glasswork.context import JobContext
 from glasswork.core import (
     Job,
@@ -319,16 +319,19 @@ def build_message(
     """Validate a payload against its job and build the message to send.
 
     The payload is encoded and decoded with the job's own decoder, the exact
-    path the worker takes, so what is accepted here is what the worker accepts.
+    path the worker takes, so what is accepted here is what the worker accepts
+    (a payload nested deeper than `MAX_NESTING` levels included).
 
     Raises:
         InvalidJobPayloadError: The payload cannot be encoded or does not fit the job's type.
     """
     try:
         raw = msgspec.json.encode(payload)
+        if nested_deeper_than(raw):
+            raise RecursionError
         value = job.decoder.decode(raw) if job.decoder is not None else payload
     except (msgspec.EncodeError, ValueError, TypeError, RecursionError) as exc:
-        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        reason = f"nested deeper than {MAX_NESTING} levels" if isinstance(exc, RecursionError) else str(exc)
         msg = f"job {job.name!r}: invalid payload: {reason}"
         raise InvalidJobPayloadError(msg, job_name=job.name) from exc
     group_id = job.group(value) if job.group is not None else None

@@ -136,17 +136,16 @@ class JobContext:
                     except ValueError:
                         at = None
             if at is None or at.tzinfo is None:
-                at = enqueued_time(
-                    envelope.enqueued_at if envelope is not None else None, _sent_timestamp(self._record)
-                )
+                when = envelope.enqueued_at if envelope is not None else None
+                at = enqueued_time(when, _sent_timestamp(self._record))
             execution = self._execution = JobExecution(
-                job_id=job_id or self._message_id,
-                job_name=self._job.name,
-                payload=self._payload,
-                attempt_number=self._attempt,
-                enqueued_at=at,
-                metadata=metadata if metadata is not None else NO_METADATA,
-                message_id=self._message_id,
+                job_id or self._message_id,
+                self._job.name,
+                self._payload,
+                self._attempt,
+                at,
+                metadata if metadata is not None else NO_METADATA,
+                self._message_id,
             )
         return execution
 

@@ -18,6 +18,7 @@ The decision table (attempt = the record's `ApproximateReceiveCount`):
 | permanent, dead                          | `DeadLetter("permanent_error")`                 |
 | permanent, not dead                      | `Discard("permanent_error")`                    |
 | body not JSON / not a job message        | `DeadLetter("poison_message")`                  |
+| body nested deeper than `MAX_NESTING`    | `DeadLetter("poison_message")`                  |
 | payload fails the job's type             | as permanent, reason `"invalid_payload"`        |
 | job name not registered                  | `Retry(None)`, then `DeadLetter("unknown_job")` |
 | FIFO: group blocked earlier in the batch | `Defer("fifo_group_blocked")`, not run          |
@@ -37,7 +38,7 @@ import math
 from collections.abc import Awaitable, Callable, Container, Iterable, Mapping
 from datetime import timedelta
 from types import MappingProxyType
-from typing import Any, Final, Generic, Literal, TypeAlias, TypeVar, Union, overload
+from typing import Any, Final, Generic, Literal, TypeAlias, TypeVar, Union
 
 import msgspec
 
@@ -46,11 +47,13 @@ from glasswork._wire import (
     ENVELOPE_DECODER,
     JSON_DECODER,
     MAX_MESSAGE_BYTES,
+    MAX_NESTING,
     JobEnvelope,
     JobExecution,
     SQSRecord,
     as_record,
     lambda_record,
+    nested_deeper_than,
     read_count,
 )
 from glasswork.context import NO_SERVICES, JobContext, LambdaContext, Services
@@ -480,6 +483,8 @@ _ATTEMPTS: Final[dict[object, int]] = {str(n): n for n in range(1, 101)}
 _NO_GROUPS: Final[frozenset[str]] = frozenset()
 _EMPTY: Final[Mapping[str, object]] = MappingProxyType({})
 _STOP: Final = (KeyboardInterrupt, SystemExit, GeneratorExit)
+_SCAN_ABOVE: Final = 2 * MAX_NESTING
+"""A body this long or shorter cannot nest deeper than `MAX_NESTING` (see `nested_deeper_than`)."""
 _new_context: Final = object.__new__
 
 
@@ -587,6 +592,11 @@ def _read_slowly(head: _Header, body: object, jobs: JobTable) -> JobContext | Re
             f"message {head.message_id}: body is {size} bytes, over the limit of {limit}"
         )
         return head.result(DeadLetter(reason="poison_message", error=error))
+    if nested_deeper_than(body):
+        error = MalformedMessageError(
+            f"message {head.message_id}: not a glasswork job message: nested deeper than {MAX_NESTING} levels"
+        )
+        return head.result(DeadLetter(reason="poison_message", error=error))
     try:
         envelope = ENVELOPE_DECODER.decode(body)
     except (ValueError, RecursionError) as exc:
@@ -630,26 +640,18 @@ def _poison(head: _Header, body: str, jobs: JobTable, error: BaseException) -> R
     return head.result(outcome, job, head.context(job, loose.get("payload"), None))
 
 
-def _finish(ctx: JobContext, error: BaseException | None, options: RecordOptions) -> RecordResult:
-    """The result of a record whose handler returned (`error` is `None`) or raised."""
+def _finish(ctx: JobContext, error: BaseException, options: RecordOptions) -> RecordResult:
+    """The result of a record whose handler raised `error`."""
     job: Job[Any] = ctx._job
-    outcome: Outcome = (
-        ACK
-        if error is None
-        else decide_retry(
-            error, attempt=ctx._attempt, policy=job.retry, jitter=options.jitter(), job_name=job.name
-        )
+    decision = decide_retry(
+        error, attempt=ctx._attempt, policy=job.retry, jitter=options.jitter(), job_name=job.name
     )
-    return RecordResult(
-        message_id=ctx._message_id,
-        outcome=outcome,
-        attempt=ctx._attempt,
-        group=ctx._group,
-        job=job,
-        context=ctx,
-        ran=True,
-        raw=ctx._record,
-    )
+    return RecordResult(ctx._message_id, decision, ctx._attempt, ctx._group, job, ctx, True, ctx._record)
+
+
+def _succeeded(ctx: JobContext) -> RecordResult:
+    """The result of a record whose handler ran with `ctx` and returned."""
+    return RecordResult(ctx._message_id, ACK, ctx._attempt, ctx._group, ctx._job, ctx, True, ctx._record)
 
 
 def call_handler(job: Job[Any], payload: object, ctx: JobContext) -> object:
@@ -682,24 +684,6 @@ _HOLD: Final = _Hold()
 """A `_run_record` runner that runs nothing: it returns the context to run instead (the async path)."""
 
 
-@overload
-def _run_record(
-    record: object,
-    jobs: JobTable,
-    run: Runner | None,
-    blocked_groups: Container[str],
-    time_left_ms: int | None,
-    options: RecordOptions,
-) -> RecordResult: ...
-@overload
-def _run_record(
-    record: object,
-    jobs: JobTable,
-    run: _Hold,
-    blocked_groups: Container[str],
-    time_left_ms: int | None,
-    options: RecordOptions,
-) -> RecordResult | JobContext: ...
 def _run_record(  # noqa: PLR0915, PLR0917  # the hot path in one frame; positional: called per record
     record: object,
     jobs: JobTable,
@@ -716,6 +700,12 @@ def _run_record(  # noqa: PLR0915, PLR0917  # the hot path in one frame; positio
     `call_handler` would, without the runner's extra call (the worker passes
     it when it has no start hook); `run=_HOLD` stops before the handler and
     returns the context to run (`_run_record_async` awaits the handler then).
+
+    Returns:
+        The record's `RecordResult`; or, when the handler ran and returned,
+        the `JobContext` it ran with, which stands for `_succeeded(ctx)`: the
+        worker builds that result only when it reports or logs successes.
+        With `run=_HOLD`, the `JobContext` is the record ready to run.
     """
     ready: JobContext | RecordResult | None = None
     fields = record if type(record) is dict else _fields(record)
@@ -750,21 +740,22 @@ def _run_record(  # noqa: PLR0915, PLR0917  # the hot path in one frame; positio
             envelope = decoder.decode(body)
         except (ValueError, RecursionError):
             pass
-        else:
-            found = jobs._by_type[type(envelope)]  # the table's own index
-            fresh: JobContext = _new_context(JobContext)  # as _context does, inline: the hot path
-            fresh.services = options.services
-            fresh.lambda_context = options.lambda_context
-            fresh._execution = None
-            fresh._logger = None
-            fresh._job = found
-            fresh._payload = envelope.payload
-            fresh._envelope = envelope
-            fresh._message_id = message_id
-            fresh._attempt = attempt
-            fresh._group = group
-            fresh._record = record
-            ready = fresh
+        else:  # a body too deep to accept, whatever this stack allowed, goes the slow way, which says so
+            if len(body) <= _SCAN_ABOVE or not nested_deeper_than(body):
+                found = jobs._by_type[type(envelope)]  # the table's own index
+                fresh: JobContext = _new_context(JobContext)  # as _context does, inline: the hot path
+                fresh.services = options.services
+                fresh.lambda_context = options.lambda_context
+                fresh._execution = None
+                fresh._logger = None
+                fresh._job = found
+                fresh._payload = envelope.payload
+                fresh._envelope = envelope
+                fresh._message_id = message_id
+                fresh._attempt = attempt
+                fresh._group = group
+                fresh._record = record
+                ready = fresh
     if ready is None:
         head = _Header(message_id=message_id, attempt=attempt, group=group, raw=record, options=options)
         ready = _read_slowly(head, body, jobs)
@@ -783,7 +774,7 @@ def _run_record(  # noqa: PLR0915, PLR0917  # the hot path in one frame; positio
         raise
     except BaseException as exc:  # noqa: BLE001  # whatever a job raises is data, CancelledError included
         return _finish(ctx, exc, options)
-    return RecordResult(ctx._message_id, ACK, ctx._attempt, ctx._group, job, ctx, True, ctx._record)
+    return ctx
 
 
 async def _run_record_async(  # noqa: PLR0917  # positional, as `_run_record`
@@ -804,7 +795,7 @@ async def _run_record_async(  # noqa: PLR0917  # positional, as `_run_record`
         raise
     except BaseException as exc:  # noqa: BLE001  # whatever a job raises is data, CancelledError included
         return _finish(ctx, exc, options)
-    return _finish(ctx, None, options)
+    return _succeeded(ctx)
 
 
 def process_record(
@@ -839,7 +830,8 @@ def process_record(
     """
     if jitter != 1.0:
         options = msgspec.structs.replace(options, jitter=lambda: jitter)
-    return _run_record(record, jobs, run, blocked_groups, time_left_ms, options)
+    result = _run_record(record, jobs, run, blocked_groups, time_left_ms, options)
+    return result if type(result) is RecordResult else _succeeded(result)  # type: ignore[arg-type]  # a JobContext
 
 
 async def process_record_async(

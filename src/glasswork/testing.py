@@ -30,6 +30,7 @@ from glasswork._jobs import JobRegistry, Module
 from glasswork._runtime import is_awaitable, thread_loop
 from glasswork._wire import (
     JSON_DECODER,
+    MAX_NESTING,
     JobExecution,
     JobMessage,
     SQSMessageAttribute,
@@ -38,6 +39,7 @@ from glasswork._wire import (
     encode_message,
     format_timestamp,
     lambda_event,
+    nested_deeper_than,
 )
 from glasswork.context import JobContext, LambdaContext, Services
 from glasswork.core import (
@@ -420,6 +422,9 @@ def _attempt(
     value: object = None
     try:
         raw = msgspec.json.encode(payload)
+        if nested_deeper_than(raw):
+            msg = f"nested deeper than {MAX_NESTING} levels"
+            raise ValueError(msg)
     except (TypeError, ValueError, RecursionError) as exc:
         raw = b"null"
         invalid = InvalidJobPayloadError(f"job {job.name!r}: invalid payload: {exc}", job_name=job.name)

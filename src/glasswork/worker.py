@@ -43,6 +43,7 @@ from glasswork.core import (
     _record_group,
     _run_record,
     _run_record_async,
+    _succeeded,
     to_seconds,
 )
 from glasswork.drivers.base import DeadLetterInfo, VisibilityChange, WorkerDriver
@@ -141,6 +142,7 @@ class Worker:
             max_body_bytes=max_body_bytes,
             jitter=jitter,
         )
+        self._on_start = hooks.on_job_start
         self._run_sync_job: Runner | None = self._call_job if hooks.on_job_start is not None else None
         self._run_async_job = self._call_job_async
 
@@ -227,9 +229,9 @@ class Worker:
             started = clock()
             time_left = remaining() if remaining is not None else None
             result = _run_record(item, jobs, run, blocked, time_left, options)
-            if type(result.outcome) is Ack:
-                ctx = result.context
-                if on_complete is not None and ctx is not None:
+            if type(result) is JobContext:  # the handler returned: a success (see `_run_record`)
+                ctx = result
+                if on_complete is not None:
                     try:  # `_fire`, inline: this runs after every success
                         completed = on_complete(ctx.execution, ctx)
                         if completed is not None and is_awaitable(completed):
@@ -239,11 +241,14 @@ class Worker:
                     except BaseException as exc:  # noqa: BLE001  # a hook never changes an outcome
                         self._hook_failed(on_complete, exc)
                 if every or debug:
-                    done = Settled(result=result, disposition="succeeded", duration=clock() - started)
+                    done = Settled(
+                        result=_succeeded(ctx), disposition="succeeded", duration=clock() - started
+                    )
                     if debug:
                         log_outcome(self._log, done, log_payloads=self.log_payloads)
                     settled.append(done)
                 continue
+            assert type(result) is RecordResult
             call = self._after_run(result)
             if call is not None:
                 self._fire(*call)
@@ -307,7 +312,7 @@ class Worker:
 
     def _call_job(self, job: Job[Any], payload: object, ctx: JobContext) -> object:
         """The sync shell's runner: the start hook, then the handler (async ones on the thread's loop)."""
-        on_start = self.hooks.on_job_start
+        on_start = self._on_start
         if on_start is not None:
             try:  # `_fire`, inline: this runs before every handler
                 started = on_start(ctx.execution, ctx)
@@ -542,7 +547,8 @@ class Worker:
             result = thread_loop().run_until_complete(self._direct_async(record, lambda_context))
         else:
             options = self._options(lambda_context)
-            result = _run_record(record, self.registry, self._run_sync_job, (), None, options)
+            ran = _run_record(record, self.registry, self._run_sync_job, (), None, options)
+            result = ran if type(ran) is RecordResult else _succeeded(ran)  # type: ignore[arg-type]  # a JobContext
             call = self._after_run(result)
             if call is not None:
                 self._fire(*call)
