@@ -382,3 +382,17 @@ def test_handler_is_a_plain_callable() -> None:
     worker = bootstrap_worker(module=Module(name="app"), driver=MockQueueDriver())
     handler: Callable[[dict[str, object], object], dict[str, object]] = worker
     assert handler({"Records": []}, None) == {"batchItemFailures": []}
+
+
+def test_a_job_renamed_with_replace_answers_to_its_new_name_only() -> None:
+    """A job's one-pass body type is tagged with its name: a renamed copy does not answer to the old one."""
+    ran: list[object] = []
+    original = define_job(name="old", handler=lambda payload, ctx: ran.append(payload))
+    renamed = msgspec.structs.replace(original, name="new")
+    worker = bootstrap_worker(module=Module(name="app", jobs=[renamed]), driver=MockQueueDriver())
+    event = sqs_event(
+        [sqs_record(job_body("old", 1), message_id="a"), sqs_record(job_body("new", 2), message_id="b")]
+    )
+
+    assert worker(event) == {"batchItemFailures": [{"itemIdentifier": "a"}]}
+    assert ran == [2]

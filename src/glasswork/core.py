@@ -236,7 +236,9 @@ class JobTable:
     """Jobs by name, and the one decoder that reads the body of any of them.
 
     The decoder is a msgspec tagged union on `jobName` of every job's
-    `envelope_type`: one pass finds the job and converts its payload.
+    `envelope_type`: one pass finds the job and converts its payload. A job
+    without one, or whose one is tagged with another name (a `Job` renamed
+    with `msgspec.structs.replace`), is read by the slower two-step path.
     `JobRegistry` (built from a module tree) is a `JobTable`.
     """
 
@@ -244,12 +246,14 @@ class JobTable:
 
     def __init__(self, jobs: Iterable[Job[Any]]) -> None:
         self.jobs: dict[str, Job[Any]] = {job.name: job for job in jobs}
-        types = [job.envelope_type for job in self.jobs.values() if job.envelope_type is not None]
         self._by_type: dict[type, Job[Any]] = {
-            job.envelope_type: job for job in self.jobs.values() if job.envelope_type is not None
+            job.envelope_type: job
+            for job in self.jobs.values()
+            if job.envelope_type is not None and job.envelope_type.__struct_config__.tag == job.name
         }
+        types = tuple(self._by_type)
         self.decoder: msgspec.json.Decoder[Any] | None = (
-            msgspec.json.Decoder(Union[tuple(types)]) if types else None  # noqa: UP007  # a runtime union of classes
+            msgspec.json.Decoder(Union[types]) if types else None  # noqa: UP007  # a runtime union of classes
         )
 
     def get(self, name: str) -> Job[Any] | None:
@@ -803,7 +807,7 @@ def process_record(
     jobs: JobTable,
     *,
     run: Runner = call_handler,
-    jitter: float = 1.0,
+    jitter: float | None = None,
     blocked_groups: Container[str] = _NO_GROUPS,
     time_left_ms: int | None = None,
     options: RecordOptions = DEFAULT_OPTIONS,
@@ -816,8 +820,9 @@ def process_record(
             read gets its outcome from the table.
         jobs: The jobs (a `JobRegistry` or `JobTable`).
         run: Runs the handler (the one effect, injected): `run(job, payload, ctx)`.
-        jitter: A number in `[0, 1]` for the backoff's full jitter (drawn by
-            the caller; it replaces `options.jitter` unless it is 1).
+        jitter: A number in `[0, 1]` for the backoff's full jitter, drawn by
+            the caller; `None` draws it with `options.jitter` (by default 1,
+            the top of the range), and only for a retry.
         blocked_groups: FIFO message groups in which an earlier record of
             this batch was reported failed.
         time_left_ms: Milliseconds of Lambda time left (`None`: no limit).
@@ -828,7 +833,7 @@ def process_record(
         and firing hooks is the caller's business. Never raises, but for
         `KeyboardInterrupt`, `SystemExit` and `GeneratorExit` from `run`.
     """
-    if jitter != 1.0:
+    if jitter is not None:
         options = msgspec.structs.replace(options, jitter=lambda: jitter)
     result = _run_record(record, jobs, run, blocked_groups, time_left_ms, options)
     return result if type(result) is RecordResult else _succeeded(result)  # type: ignore[arg-type]  # a JobContext
@@ -839,13 +844,13 @@ async def process_record_async(
     jobs: JobTable,
     *,
     run: AsyncRunner = call_handler_async,
-    jitter: float = 1.0,
+    jitter: float | None = None,
     blocked_groups: Container[str] = _NO_GROUPS,
     time_left_ms: int | None = None,
     options: RecordOptions = DEFAULT_OPTIONS,
 ) -> RecordResult:
     """`process_record` with an awaited runner (`async def` jobs run concurrently in a shell of yours)."""
-    if jitter != 1.0:
+    if jitter is not None:
         options = msgspec.structs.replace(options, jitter=lambda: jitter)
     return await _run_record_async(record, jobs, run, blocked_groups, time_left_ms, options)
 
