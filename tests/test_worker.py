@@ -11,6 +11,7 @@ import msgspec
 import pytest
 
 from glasswork import (
+    Job,
     JobContext,
     JobExecution,
     MockQueueDriver,
@@ -387,7 +388,7 @@ def test_handler_is_a_plain_callable() -> None:
 def test_a_job_renamed_with_replace_answers_to_its_new_name_only() -> None:
     """A job's one-pass body type is tagged with its name: a renamed copy does not answer to the old one."""
     ran: list[object] = []
-    original = define_job(name="old", handler=lambda payload, ctx: ran.append(payload))
+    original: Job[object] = define_job(name="old", handler=lambda payload, ctx: ran.append(payload))
     renamed = msgspec.structs.replace(original, name="new")
     worker = bootstrap_worker(module=Module(name="app", jobs=[renamed]), driver=MockQueueDriver())
     event = sqs_event(
