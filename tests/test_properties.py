@@ -188,7 +188,7 @@ def test_a_body_written_by_glasswork_for_typescript_decodes() -> None:
     envelope = decode_message(body)
     assert envelope.job_name == "send-welcome-email"
     assert envelope.job_id == "6f1c1a52-2d0e-4d4c-9a0c-1a8f1f7f3e21"
-    assert envelope.enqueued_at == "2025-06-01T12:34:56.789Z"
+    assert envelope.enqueued_at == datetime(2025, 6, 1, 12, 34, 56, 789_000, tzinfo=UTC)
     assert enqueued_time(envelope.enqueued_at) == datetime(2025, 6, 1, 12, 34, 56, 789_000, tzinfo=UTC)
     assert envelope.metadata == {"traceId": "1-5f84c7a5-2c5e"}
     assert msgspec.json.decode(envelope.payload) == {"userId": "u_123", "locale": "en-GB"}

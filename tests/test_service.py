@@ -832,7 +832,7 @@ def test_wire_body_decodes_back_to_the_same_job() -> None:
     envelope = decode_message(mock.jobs[0].message.body)
     assert envelope.job_name == "keyed"
     assert envelope.job_id == "mail-a@example.com"
-    assert envelope.enqueued_at == "2026-01-02T03:04:05.678Z"
+    assert envelope.enqueued_at == datetime(2026, 1, 2, 3, 4, 5, 678_000, tzinfo=UTC)
     assert msgspec.json.decode(envelope.payload, type=Email) == Email(to="a@example.com", subject="s")
     assert envelope.metadata == {"k": "v"}
 

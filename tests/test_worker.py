@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -397,3 +398,29 @@ def test_a_job_renamed_with_replace_answers_to_its_new_name_only() -> None:
 
     assert worker(event) == {"batchItemFailures": [{"itemIdentifier": "a"}]}
     assert ran == [2]
+
+
+@pytest.mark.parametrize(
+    ("enqueued_at", "expected"),
+    [
+        ("2026-01-01T00:00:00.000Z", datetime(2026, 1, 1, tzinfo=UTC)),
+        ("2026-01-01T02:00:00+02:00", datetime(2026, 1, 1, tzinfo=UTC)),
+        ("2026-01-01T00:00:00", datetime(2026, 1, 1, tzinfo=UTC)),
+        ("yesterday", None),
+        ("", None),
+    ],
+)
+def test_enqueued_at_is_rfc3339_or_the_body_is_poison(enqueued_at: str, expected: datetime | None) -> None:
+    """`enqueuedAt` is decoded with the body: a time without a zone is UTC; anything else is poison."""
+    seen: list[datetime] = []
+    driver = MockQueueDriver()
+    job: Job[object] = define_job(name="job", handler=lambda payload, ctx: seen.append(ctx.enqueued_at))
+    worker = bootstrap_worker(module=Module(name="app", jobs=[job]), driver=driver)
+    body = json.dumps({"jobName": "job", "payload": None, "enqueuedAt": enqueued_at})
+
+    assert worker(sqs_event([sqs_record(body, message_id="m")])) == {"batchItemFailures": []}
+    if expected is None:
+        assert seen == []
+        assert [d.reason for d in driver.dead_letters] == ["poison_message"]
+    else:
+        assert seen == [expected]

@@ -115,7 +115,7 @@ def _envelope_type(name: str, payload: object) -> type[msgspec.Struct]:
     fields: list[tuple[str, object] | tuple[str, object, object]] = [
         ("payload", payload) if payload is not None else ("payload", Any, None),
         ("job_id", str, ""),
-        ("enqueued_at", str | None, None),
+        ("enqueued_at", datetime | None, None),
         ("metadata", dict[str, str] | None, None),
     ]
     return msgspec.defstruct(

@@ -142,15 +142,16 @@ class JobEnvelope(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
 
     Only `jobName` is required so that a hand-written body such as
     `{"jobName": "send_email", "payload": {...}}` runs; the worker falls back to
-    the SQS message id and `SentTimestamp` for a missing `jobId` and `enqueuedAt`
-    (and for an `enqueuedAt` that is not an ISO-8601 time). A field of the
-    wrong type (`"jobId": 42`) makes the body not a job message.
+    the SQS message id and `SentTimestamp` for a missing `jobId` and
+    `enqueuedAt`. A field of the wrong type (`"jobId": 42`, an `enqueuedAt`
+    that is not an RFC 3339 time) makes the body not a job message; an
+    `enqueuedAt` without a zone is taken as UTC.
     """
 
     job_name: str
     payload: msgspec.Raw = msgspec.field(default_factory=lambda: msgspec.Raw(b"null"))
     job_id: str = ""
-    enqueued_at: str | None = None
+    enqueued_at: datetime | None = None
     metadata: dict[str, str] | None = None
 
 
@@ -363,9 +364,12 @@ def iso_time(text: str) -> datetime | None:
 def enqueued_time(enqueued_at: object, sent_timestamp: object = None) -> datetime:
     """When a job was enqueued: its `enqueuedAt`, else SQS's `SentTimestamp` (ms), else the epoch.
 
-    A time without a zone is taken as UTC; one that does not parse falls back
-    like a missing one. Never raises.
+    `enqueued_at` may be a `datetime` (as a decoded body holds it) or an
+    ISO-8601 string. A time without a zone is taken as UTC; one that does not
+    parse falls back like a missing one. Never raises.
     """
+    if isinstance(enqueued_at, datetime):
+        return enqueued_at if enqueued_at.tzinfo is not None else enqueued_at.replace(tzinfo=UTC)
     if isinstance(enqueued_at, str) and enqueued_at:
         at = iso_time(enqueued_at)
         if at is not None:

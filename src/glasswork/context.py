@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Final, Protocol, TypeVar
 
 from glasswork._wire import NO_METADATA, JobExecution, SQSRecord, enqueued_time
@@ -125,19 +125,14 @@ class JobContext:
         execution = self._execution
         if execution is None:
             envelope = self._envelope
-            at: datetime | None = None
             if envelope is None:
-                job_id, metadata = "", None
+                job_id, at, metadata = "", None, None
             else:
-                job_id, metadata = envelope.job_id, envelope.metadata
-                if envelope.enqueued_at:
-                    try:
-                        at = datetime.fromisoformat(envelope.enqueued_at)
-                    except ValueError:
-                        at = None
-            if at is None or at.tzinfo is None:
-                when = envelope.enqueued_at if envelope is not None else None
-                at = enqueued_time(when, _sent_timestamp(self._record))
+                job_id, at, metadata = envelope.job_id, envelope.enqueued_at, envelope.metadata
+            if at is None:
+                at = enqueued_time(None, _sent_timestamp(self._record))
+            elif at.tzinfo is None:
+                at = at.replace(tzinfo=UTC)
             execution = self._execution = JobExecution(
                 job_id or self._message_id,
                 self._job.name,
