@@ -459,7 +459,9 @@ class Worker:
                 )
         if not changes:
             return
-        driver = self._driver_for(changes[0].source_queue)
+        driver = None
+        for source in dict.fromkeys(change.source_queue for change in changes):
+            driver = self._driver_for(source)
         if driver is None:
             self._log.warning(
                 "no driver to apply backoff to %d records; the queue's visibility timeout applies",
