@@ -63,7 +63,11 @@ def _check_nothing_lost(report: KillReport) -> None:
 def test_kill_9_during_a_sqlite_run_loses_nothing(
     tmp_path: Path, seed: int, workers: int, kills: int
 ) -> None:
-    plan = KillPlan(jobs=300, workers=workers, kills=kills, batch_size=10, mean_job_ms=10, seed=seed)
+    # The queue must outlast the kills: each kill waits up to `max_kill_delay` (0.4 s), so 8 kills
+    # can take 3.2 s; 300 jobs of 10 ms drained by 4 workers in under that once the worker got faster.
+    # With 30 ms a job, the work alone takes 300 * 30 ms / workers: 4.5 s for 2 workers, 2.3 s for 4,
+    # which the kills' own restarts stretch further.
+    plan = KillPlan(jobs=300, workers=workers, kills=kills, batch_size=10, mean_job_ms=30, seed=seed)
     target = SQLiteTarget(tmp_path / "queue.db")
     try:
         report = run_kill_plan(plan, target, tmp_path, src=SRC)
