@@ -195,6 +195,7 @@ def test_stats(cwd: Path, url: str, capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_dlq_list_and_redrive(cwd: Path, url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    SQLiteQueueDriver.from_url(url)[0].close()  # an empty queue: admin commands refuse a missing file
     code, out, _ = _run(capsys, "dlq", "list", "--queue", url)
     assert (code, out) == (0, "no dead letters for queue default\n")
 
@@ -282,11 +283,30 @@ def test_a_driver_failure_exits_1_with_one_line(
     def broken(self: SQLiteQueueDriver, queue: str | None = None) -> None:
         raise DriverError("sqlite queue failed to count: disk I/O error")
 
+    SQLiteQueueDriver.from_url(url)[0].close()
     monkeypatch.setattr(SQLiteQueueDriver, "counts", broken)
     code, out, err = _run(capsys, "stats", "--queue", url)
 
     assert (code, out) == (1, "")
     assert err == "glasswork: error: sqlite queue failed to count: disk I/O error\n"
+
+
+@pytest.mark.parametrize(
+    "argv", [["stats"], ["dlq", "list"], ["dlq", "redrive"]], ids=["stats", "dlq list", "dlq redrive"]
+)
+def test_admin_commands_on_a_missing_file_exit_2_and_create_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    missing = tmp_path / "typo.db"
+
+    code, out, err = _run(capsys, *argv, "--queue", f"sqlite:///{missing}")
+
+    assert (code, out) == (2, "")
+    expected = (
+        f"cannot open queue 'sqlite:///{missing}': no sqlite queue at '{missing}': the file does not exist"
+    )
+    assert err == f"glasswork: error: {expected}\n"
+    assert not missing.exists()
 
 
 # --- as a real process ----------------------------------------------------------

@@ -1056,3 +1056,27 @@ def test_from_url_rejects_bad_urls(url: str, tmp_path: Path, monkeypatch: pytest
 def test_from_url_with_a_missing_directory_is_a_driver_error(tmp_path: Path) -> None:
     with pytest.raises(DriverError, match="does not exist"):
         SQLiteQueueDriver.from_url(f"sqlite:///{tmp_path}/missing/q.db")
+
+
+def test_a_new_queue_file_and_its_wal_and_shm_are_readable_by_their_owner_only(tmp_path: Path) -> None:
+    """The files hold every payload and dead letter: 0600, whatever the umask allows beyond it."""
+    path = tmp_path / "jobs.db"
+    driver = SQLiteQueueDriver(path)
+    try:
+        driver.enqueue(JobMessage(job_name="job", payload={"secret": 1}, job_id="j-1"))
+        modes = {p.name: p.stat().st_mode & 0o777 for p in tmp_path.iterdir()}
+    finally:
+        driver.close()
+
+    assert set(modes) >= {"jobs.db", "jobs.db-wal", "jobs.db-shm"}
+    assert all(mode == 0o600 for mode in modes.values()), modes
+
+
+def test_an_existing_queue_file_keeps_its_mode(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.db"
+    path.touch(mode=0o640)
+    path.chmod(0o640)
+
+    SQLiteQueueDriver(path).close()
+
+    assert path.stat().st_mode & 0o777 == 0o640

@@ -248,7 +248,9 @@ def _import_failure(spec: str, exc: BaseException) -> str:
     return f"cannot import APP {spec!r}: {type(exc).__name__}: {exc}{where}"
 
 
-def open_queue(url: str, *, endpoint_url: str | None = None) -> tuple[QueueDriver, str]:
+def open_queue(
+    url: str, *, endpoint_url: str | None = None, existing: bool = False
+) -> tuple[QueueDriver, str]:
     """Open the driver for a queue URL.
 
     Args:
@@ -257,6 +259,7 @@ def open_queue(url: str, *, endpoint_url: str | None = None) -> tuple[QueueDrive
             `http(s)://HOST/ACCOUNT/NAME` of an SQS-compatible server).
         endpoint_url: The SQS endpoint; by default AWS's for an amazonaws.com
             URL, else the URL's own scheme and host.
+        existing: An sqlite path must name an existing file (admin commands).
 
     Returns:
         The driver and the queue name.
@@ -272,7 +275,7 @@ def open_queue(url: str, *, endpoint_url: str | None = None) -> tuple[QueueDrive
         from glasswork.drivers.sqlite import SQLiteQueueDriver  # noqa: PLC0415  # lazy
 
         try:
-            return SQLiteQueueDriver.from_url(url)
+            return SQLiteQueueDriver.from_url(url, existing=existing)
         except InvalidQueueURLError as exc:
             raise UsageError(str(exc)) from None
         except DriverError as exc:
@@ -313,8 +316,8 @@ def _open_sqs(url: str, endpoint_url: str | None) -> tuple[QueueDriver, str]:
     return driver, name
 
 
-def _open(args: argparse.Namespace) -> tuple[QueueDriver, str]:
-    driver, queue = open_queue(args.queue, endpoint_url=args.endpoint_url)
+def _open(args: argparse.Namespace, *, existing: bool = False) -> tuple[QueueDriver, str]:
+    driver, queue = open_queue(args.queue, endpoint_url=args.endpoint_url, existing=existing)
     close = getattr(driver, "close", None)
     if callable(close):
         stack: contextlib.ExitStack = args.cleanup
@@ -370,7 +373,7 @@ def _enqueue(args: argparse.Namespace) -> int:
 def _stats(args: argparse.Namespace) -> int:
     from glasswork.drivers.base import ConsumingDriver, QueueAdmin  # noqa: PLC0415  # lazy
 
-    driver, queue = _open(args)
+    driver, queue = _open(args, existing=True)
     if not isinstance(driver, QueueAdmin | ConsumingDriver):
         _unsupported(driver, "report queue counts")
     counts = driver.counts(queue)
@@ -383,7 +386,7 @@ def _stats(args: argparse.Namespace) -> int:
 def _admin(args: argparse.Namespace, what: str) -> tuple[QueueAdmin, str]:
     from glasswork.drivers.base import QueueAdmin  # noqa: PLC0415  # lazy
 
-    driver, queue = _open(args)
+    driver, queue = _open(args, existing=True)
     if not isinstance(driver, QueueAdmin):
         _unsupported(driver, what)
     return driver, queue

@@ -305,6 +305,7 @@ class SQLiteQueueDriver:
         max_receive_count: int = 25,
         visibility_timeout: int = 30,
         dedup_window: float = 300.0,
+        existing: bool = False,
     ) -> tuple[SQLiteQueueDriver, str]:
         """Open a driver from a queue URL such as `sqlite:///jobs.db?queue=emails`.
 
@@ -318,6 +319,9 @@ class SQLiteQueueDriver:
             max_receive_count: As for the constructor.
             visibility_timeout: As for the constructor.
             dedup_window: As for the constructor.
+            existing: Refuse a path where no file exists instead of creating
+                an empty queue there (for commands that only read or move
+                what a queue holds, where a mistyped path is a mistake).
 
         Returns:
             The driver (with the URL's queue as its default queue) and the queue name.
@@ -325,6 +329,7 @@ class SQLiteQueueDriver:
         Raises:
             InvalidQueueURLError: The URL is not an `sqlite:///` URL with a file
                 path and at most a `queue` parameter, or names an invalid queue.
+            QueueNotFoundError: `existing` and there is no file at the path.
             DriverError: The database cannot be opened.
         """
         parts = urlsplit(url)
@@ -355,6 +360,9 @@ class SQLiteQueueDriver:
             )
             raise InvalidQueueURLError(msg)
         queue = queues[0]
+        if existing and not Path(path).is_file():
+            msg = f"no sqlite queue at {path!r}: the file does not exist"
+            raise QueueNotFoundError(msg)
         driver = cls(
             path,
             default_queue=queue,
@@ -391,6 +399,7 @@ class SQLiteQueueDriver:
                 f" directory {str(self.path.parent)!r} does not exist"
             )
             raise DriverError(msg)
+        self._create_private()
         try:
             conn = sqlite3.connect(
                 self.path,
@@ -418,6 +427,23 @@ class SQLiteQueueDriver:
         with self._lock:
             self._connections.append(conn)
         return conn
+
+    def _create_private(self) -> None:
+        """Create a missing database file readable by its owner only (0600).
+
+        It holds every payload and dead letter. SQLite gives the `-wal` and
+        `-shm` files it creates beside it the database file's permissions,
+        so they are 0600 too. An existing file keeps its mode.
+        """
+        if self.path.exists():
+            return
+        try:
+            os.close(os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        except FileExistsError:
+            pass  # another process created it first
+        except OSError as exc:
+            msg = f"cannot create sqlite queue {str(self.path)!r}: {exc}"
+            raise DriverError(msg) from exc
 
     def _prepare(self, conn: sqlite3.Connection) -> None:
         conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
