@@ -30,8 +30,6 @@ __all__ = ["Job", "JobRegistry", "Module", "build_message", "define_job", "defin
 P = TypeVar("P")
 
 _NAME = re.compile(r"[A-Za-z0-9_.:\-/]{1,200}")
-_RATE = re.compile(r"rate\((?P<value>[0-9]+) (?P<unit>minute|minutes|hour|hours|day|days)\)")
-_CRON = re.compile(r"cron\((?P<fields>[^()]+)\)")
 
 
 def define_job(
@@ -131,25 +129,6 @@ def _envelope_type(name: str, payload: object) -> type[msgspec.Struct]:
     )
 
 
-def _schedule_problem(schedule: str) -> str | None:
-    """What EventBridge would reject in a schedule expression, or `None`."""
-    rate = _RATE.fullmatch(schedule)
-    if rate is not None:
-        value, unit = int(rate["value"]), rate["unit"]
-        if value < 1:
-            return "needs a positive rate"
-        if (value == 1) != (not unit.endswith("s")):
-            return f"needs the unit {'singular' if value == 1 else 'plural'} for a rate of {value}"
-        return None
-    cron = _CRON.fullmatch(schedule)
-    if cron is not None:
-        fields = cron["fields"].split()
-        if len(fields) != 6:
-            return f"needs 6 cron fields (minutes hours day-of-month month day-of-week year): {len(fields)}"
-        return None
-    return "is not 'rate(N unit)' or 'cron(minutes hours day-of-month month day-of-week year)'"
-
-
 def _custom_type(payload: object) -> object | None:
     """The first type inside `payload` that msgspec would need a `dec_hook` for, if any."""
     import msgspec.inspect as mi  # noqa: PLC0415  # only at job definition
@@ -194,14 +173,18 @@ def define_periodic_job(
         queue: As for `define_job`.
 
     Raises:
-        ConfigurationError: The schedule is not a `rate(...)` or `cron(...)` expression.
+        ConfigurationError: The schedule is not an expression EventBridge
+            accepts (see `glasswork.schedule.parse_schedule`), or as for `define_job`.
     """
-    problem = _schedule_problem(schedule.strip())
-    if problem:
-        msg = f"job {name!r}: schedule {schedule!r} {problem}"
-        raise ConfigurationError(msg)
+    from glasswork.schedule import parse_schedule  # noqa: PLC0415  # cold start: only apps with schedules pay
+
+    try:
+        parsed = parse_schedule(schedule)
+    except ConfigurationError as exc:
+        msg = f"job {name!r}: {exc}"
+        raise ConfigurationError(msg) from None
     job = define_job(name=name, handler=handler, payload=None, retry=retry, queue=queue)
-    return msgspec.structs.replace(job, schedule=schedule.strip())
+    return msgspec.structs.replace(job, schedule=parsed.expression)
 
 
 class Module(msgspec.Struct, frozen=True, kw_only=True):
