@@ -158,8 +158,7 @@ def main() -> int:
         heading("run the worker until the queue is drained")
         glasswork("worker", APP, "--burst", queue=queue, env=env, capture=False)
 
-        driver, _ = SQLiteQueueDriver.from_url(queue)
-        with driver:
+        with SQLiteQueueDriver.from_url(queue) as driver:
             rows = summarize(labels, journal, driver.list_dead_letters())
             counts = driver.counts()
 

@@ -109,9 +109,8 @@ def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]
 
 
 def _counts(url: str) -> tuple[int, int, int, int]:
-    driver, queue = SQLiteQueueDriver.from_url(url)
-    with driver:
-        c = driver.counts(queue)
+    with SQLiteQueueDriver.from_url(url) as driver:
+        c = driver.counts()
     return c.visible, c.in_flight, c.delayed, c.dead
 
 
@@ -195,7 +194,7 @@ def test_stats(cwd: Path, url: str, capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_dlq_list_and_redrive(cwd: Path, url: str, capsys: pytest.CaptureFixture[str]) -> None:
-    SQLiteQueueDriver.from_url(url)[0].close()  # an empty queue: admin commands refuse a missing file
+    SQLiteQueueDriver.from_url(url).close()  # an empty queue: admin commands refuse a missing file
     code, out, _ = _run(capsys, "dlq", "list", "--queue", url)
     assert (code, out) == (0, "no dead letters for queue default\n")
 
@@ -283,7 +282,7 @@ def test_a_driver_failure_exits_1_with_one_line(
     def broken(self: SQLiteQueueDriver, queue: str | None = None) -> None:
         raise DriverError("sqlite queue failed to count: disk I/O error")
 
-    SQLiteQueueDriver.from_url(url)[0].close()
+    SQLiteQueueDriver.from_url(url).close()
     monkeypatch.setattr(SQLiteQueueDriver, "counts", broken)
     code, out, err = _run(capsys, "stats", "--queue", url)
 

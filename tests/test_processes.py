@@ -193,3 +193,87 @@ def test_signal_finishes_the_batch_in_hand_then_exits_0(setup: Setup, signum: si
     assert sorted(started) == sorted(ended)  # type: ignore[type-var]  # JSON strings
     assert len(ended) == 3
     assert setup.counts() == (6, 0, 0, 0)
+
+
+def test_finding_1_two_workers_on_a_short_visibility_timeout_run_each_job_once(setup: Setup) -> None:
+    """Issue 11, finding 1: a queue of visibility timeout 2 s and jobs of 0.6 s.
+
+    The workers used to run with a 30 s function timeout, so records came back
+    to the other worker mid-batch, ran again and again, and the stale deletes
+    deleted nothing: 10 jobs ran 250 times and all ended dead-lettered. The
+    function timeout now follows the queue's visibility timeout, so the time
+    guard hands unstarted records back before they reappear.
+    """
+    with SQLiteQueueDriver(setup.db) as driver:
+        driver.configure_queue("default", visibility_timeout=2)
+    job_ids = setup.enqueue(10)
+    workers = [setup.worker("--burst", GW_PROC_SLEEP="0.6") for _ in range(2)]
+
+    results = [_finish(w, timeout=60) for w in workers]
+
+    assert [code for code, _ in results] == [0, 0], results
+    for _, err in results:
+        assert "function timeout 2 s" in err
+        assert "stale" not in err
+        assert "over the function timeout" not in err
+    events = setup.events()
+    assert sorted(str(e["job_id"]) for e in events if e["event"] == "start") == sorted(job_ids)
+    assert sorted(str(e["job_id"]) for e in events if e["event"] == "end") == sorted(job_ids)
+    assert setup.counts() == (0, 0, 0, 0)
+
+
+SLOW_START = """
+import os
+import pathlib
+import time
+
+pathlib.Path(os.environ["GW_STARTED"]).write_text("importing")
+time.sleep(float(os.environ.get("GW_IMPORT_SLEEP", "0")))
+
+from glasswork import Module, bootstrap_worker, define_job
+
+
+def work(payload, ctx):
+    pathlib.Path(os.environ["GW_PROC_LOG"]).write_text("a job ran")
+
+
+def slow_service():
+    pathlib.Path(os.environ["GW_STARTED"]).write_text("services")
+    time.sleep(float(os.environ.get("GW_SERVICE_SLEEP", "0")))
+    return "ready"
+
+
+app = Module(name="slowapp", jobs=[define_job(name="work", handler=work)], services={"slow": slow_service})
+handler = bootstrap_worker(module=app)
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+@pytest.mark.parametrize("phase", ["importing", "services"])
+def test_a_signal_during_start_up_exits_0_and_receives_nothing(
+    setup: Setup, signum: signal.Signals, phase: str
+) -> None:
+    (setup.root / "slowapp.py").write_text(SLOW_START)
+    started = setup.root / "started.txt"
+    setup.enqueue(3)
+    sleeps = {"GW_IMPORT_SLEEP": "1.5"} if phase == "importing" else {"GW_SERVICE_SLEEP": "1.5"}
+    environ = dict(os.environ)
+    environ["PYTHONPATH"] = os.pathsep.join([str(SRC), environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    environ.update(GW_PROC_LOG=str(setup.log), GW_STARTED=str(started), **sleeps)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "glasswork", "worker", "slowapp:handler", "--queue", setup.url],
+        cwd=setup.root,
+        env=environ,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    _wait_for(lambda: started.exists() and started.read_text() == phase, 20, f"start-up to reach {phase}")
+
+    process.send_signal(signum)
+    code, err = _finish(process, timeout=20)
+
+    assert code == 0, err
+    assert "Traceback" not in err
+    assert not setup.log.exists()  # no job ran
+    assert setup.counts() == (3, 0, 0, 0)  # nothing was received, nothing lost

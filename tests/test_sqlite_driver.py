@@ -1018,13 +1018,13 @@ def test_option_validation(db: Path) -> None:
 
 def test_from_url_relative_absolute_and_queue(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    rel, queue = SQLiteQueueDriver.from_url("sqlite:///rel.db")
-    assert queue == "default"
+    rel = SQLiteQueueDriver.from_url("sqlite:///rel.db")
+    assert rel.default_queue == "default"
     assert rel.path == Path("rel.db")
     rel.close()
     absolute = tmp_path / "abs.db"
-    d, queue = SQLiteQueueDriver.from_url(f"sqlite:///{absolute}?queue=emails.fifo")
-    assert (d.path, queue, d.default_queue) == (absolute, "emails.fifo", "emails.fifo")
+    d = SQLiteQueueDriver.from_url(f"sqlite:///{absolute}?queue=emails.fifo")
+    assert (d.path, d.default_queue) == (absolute, "emails.fifo")
     d.enqueue(message())
     assert d.counts("emails.fifo") == counts(visible=1)
     d.close()

@@ -850,9 +850,22 @@ def test_redrive_refuses_to_send_a_queue_into_itself(sqs: SQSClient) -> None:
     assert driver.counts().visible == 1  # released at once, not hidden for the peek's 30 s
 
 
+def test_the_queues_visibility_timeout_bounds_the_local_function_timeout(sqs: SQSClient) -> None:
+    from glasswork.local import Poller  # only this test
+
+    url = make_queue(sqs, "short", visibility=4)
+    driver = SQSQueueDriver.from_url(url, client=sqs)
+
+    assert driver.queue_visibility_timeout() == 4
+    assert Poller(lambda event, context: None, driver).function_timeout == 4.0
+    with pytest.raises(QueueNotFoundError):
+        SQSQueueDriver.from_url(url + "-gone", client=sqs).queue_visibility_timeout()
+
+
 def test_from_url_names_the_queue_after_its_url(sqs: SQSClient) -> None:
     url = make_queue(sqs, "jobs")
     driver = SQSQueueDriver.from_url(url, client=sqs)
+    assert driver.default_queue == "jobs"
 
     driver.enqueue(job_message())
     driver.enqueue(job_message(queue="jobs"))

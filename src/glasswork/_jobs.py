@@ -280,6 +280,10 @@ class JobRegistry(JobTable):
         self.module = module
         self.service_factories = factories
 
+    def schedules(self) -> dict[str, str]:
+        """Job name -> EventBridge expression, for every periodic job."""
+        return {name: job.schedule for name, job in self.jobs.items() if job.schedule}
+
     @classmethod
     def from_module(cls, module: Module) -> JobRegistry:
         """Check a module tree and index its jobs by name."""

@@ -23,6 +23,7 @@ import msgspec
 __all__ = [
     "ENVELOPE_DECODER",
     "JSON_DECODER",
+    "MAX_ENQUEUE_DELAY_SECONDS",
     "MAX_MESSAGE_BYTES",
     "MAX_NESTING",
     "NO_METADATA",
@@ -35,6 +36,7 @@ __all__ = [
     "SQSRecord",
     "SQSRecordAttributes",
     "as_record",
+    "delay_problem",
     "encode_message",
     "enqueued_time",
     "format_timestamp",
@@ -47,6 +49,15 @@ __all__ = [
 
 MAX_MESSAGE_BYTES: Final = 1_048_576
 """SQS's message size limit (1 MiB)."""
+MAX_ENQUEUE_DELAY_SECONDS: Final = 31_536_000
+"""The longest enqueue delay any driver accepts: 365 days.
+
+SQS itself stops at 900 s (the SQS driver goes through EventBridge Scheduler
+beyond that) and SQLite has no limit of its own; one bound for every driver
+turns a unit mistake (milliseconds passed as seconds, `1e12`) into an error
+at enqueue instead of a job that silently never runs. Work further out
+belongs in a periodic job or a database.
+"""
 MAX_NESTING: Final = 256
 """The deepest nesting of arrays and objects a body may have (a deeper one is poison).
 
@@ -316,6 +327,15 @@ class JobExecution(msgspec.Struct, frozen=True, gc=False):
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 NO_METADATA: Final[Mapping[str, str]] = MappingProxyType({})
 _MAX_DIGITS: Final = 18
+
+
+def delay_problem(seconds: float) -> str | None:
+    """Why `seconds` is not a valid enqueue delay (negative, not finite, over the bound), or `None`."""
+    if not seconds >= 0:  # also NaN
+        return f"delay must be >= 0 seconds, got {seconds!r}"
+    if seconds > MAX_ENQUEUE_DELAY_SECONDS:
+        return f"delay must be at most {MAX_ENQUEUE_DELAY_SECONDS} seconds (365 days), got {seconds!r}"
+    return None
 
 
 def nested_deeper_than(text: str | bytes, limit: int = MAX_NESTING) -> bool:

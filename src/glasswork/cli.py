@@ -3,13 +3,15 @@
 ```
 glasswork enqueue APP JOB_NAME JSON --queue URL [--delay SECONDS]
 glasswork worker APP --queue URL [--burst] [--batch-size N]
-                 [--visibility-timeout SECONDS] [--max-concurrency N]
+                 [--visibility-timeout SECONDS] [--max-concurrency N] [--no-schedules]
 glasswork stats --queue URL
-glasswork dlq list --queue URL
-glasswork dlq redrive --queue URL
+glasswork dlq list --queue URL [--job NAME] [--limit N] [--json | --detail]
+glasswork dlq redrive --queue URL [--job NAME] [--limit N] [--dry-run]
 ```
 
-`APP` is `module:attribute` naming a `Module` (the current directory is put on
+`APP` is `module:attribute` naming a `Module`, or the handler that
+`bootstrap_worker` returned: then its hooks, logger, services, limits and
+options run locally exactly as on Lambda (the current directory is put on
 `sys.path`, as uvicorn does). Queue URLs: `sqlite:///path.db[?queue=name]`
 (relative path; four slashes for an absolute one) and SQS queue URLs, with
 `--endpoint-url` for a local SQS server.
@@ -40,10 +42,11 @@ from typing import TYPE_CHECKING, NoReturn, TextIO
 from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
-    from glasswork._jobs import Module
-    from glasswork.drivers.base import QueueAdmin, QueueDriver
+    from glasswork._jobs import JobRegistry, Module
+    from glasswork.drivers.base import DeadLetterEntry, QueueAdmin, QueueDriver, WorkerDriver
     from glasswork.local import PollReport
-    from glasswork.worker import BatchReport
+    from glasswork.local_scheduler import LocalScheduler
+    from glasswork.worker import BatchReport, Worker
 
 __all__ = ["main"]
 
@@ -54,6 +57,10 @@ _SQS_HOST = re.compile(r"^(?:sqs\.)?([a-z]{2}(?:-[a-z]+)+-\d)\.(?:queue\.)?amazo
 _STATUS_INTERVAL = 0.2
 _MAX_BATCH_SIZE = 10_000
 _MAX_VISIBILITY = 43_200
+_MAX_LISTED = 100_000
+_MAX_REDRIVEN = 1_000_000
+_MAX_DELAY = 31_536_000  # glasswork._wire.MAX_ENQUEUE_DELAY_SECONDS, kept here so --help stays quick
+_APP_HELP = "module:attribute naming a glasswork Module or a bootstrap_worker handler"
 
 
 class UsageError(Exception):
@@ -98,6 +105,21 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _delay(text: str) -> float:
+    value = _seconds(text)
+    if value > _MAX_DELAY:
+        msg = f"expected at most {_MAX_DELAY} seconds (365 days), got {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return value
+
+
+def _job_name(text: str) -> str:
+    if not text.strip():
+        msg = f"expected a job name, got {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return text
+
+
 def _parser() -> _Parser:
     parser = _Parser(
         prog=_PROG,
@@ -121,10 +143,12 @@ def _parser() -> _Parser:
     enqueue = commands.add_parser(
         "enqueue", parents=[queue], help="enqueue one job", description="Enqueue one job."
     )
-    enqueue.add_argument("app", metavar="APP", help="module:attribute naming a glasswork Module")
+    enqueue.add_argument("app", metavar="APP", help=_APP_HELP)
     enqueue.add_argument("job_name", metavar="JOB_NAME", help="the job's name")
     enqueue.add_argument("payload", metavar="JSON", help="the payload, as JSON")
-    enqueue.add_argument("--delay", type=_seconds, metavar="SECONDS", help="run it after this many seconds")
+    enqueue.add_argument(
+        "--delay", type=_delay, metavar="SECONDS", help="run it after this many seconds (at most 365 days)"
+    )
     enqueue.set_defaults(run=_enqueue)
 
     worker = commands.add_parser(
@@ -134,7 +158,7 @@ def _parser() -> _Parser:
         description="Run jobs from a queue through the Lambda handler, as Lambda's SQS event "
         "source mapping would. SIGINT/SIGTERM finish the batch in hand, then exit 0.",
     )
-    worker.add_argument("app", metavar="APP", help="module:attribute naming a glasswork Module")
+    worker.add_argument("app", metavar="APP", help=_APP_HELP)
     worker.add_argument(
         "--burst",
         action="store_true",
@@ -151,15 +175,20 @@ def _parser() -> _Parser:
         "--visibility-timeout",
         type=_int_between(1, _MAX_VISIBILITY),
         metavar="SECONDS",
-        help="seconds a received record stays hidden (default: the queue's); also the "
-        "function timeout when below 30 s",
+        help="seconds a received record stays hidden, for this run (default: the queue's "
+        "own); the function timeout is 30 s or this, whichever is shorter",
     )
     worker.add_argument(
         "--max-concurrency",
         type=_int_between(1, 1_000),
         default=10,
         metavar="N",
-        help="async jobs of one batch run at once (default 10)",
+        help="async jobs of one batch run at once (default 10; a handler APP keeps its own)",
+    )
+    worker.add_argument(
+        "--no-schedules",
+        action="store_true",
+        help="do not fire the app's periodic jobs (they fire by default, except with --burst)",
     )
     worker.set_defaults(run=_worker)
 
@@ -172,21 +201,45 @@ def _parser() -> _Parser:
         "dlq", help="list or redrive dead letters", description="Inspect and redrive dead letters."
     )
     dlq_commands = dlq.add_subparsers(dest="dlq_command", required=True, metavar="ACTION")
+    job = _Parser(add_help=False)
+    job.add_argument("--job", type=_job_name, metavar="NAME", help="only the dead letters of this job")
     dlq_list = dlq_commands.add_parser(
         "list",
-        parents=[queue],
+        parents=[queue, job],
         help="list dead letters",
-        description="List the dead letters: job name, job id, attempt and reason.",
+        description="List the dead letters, oldest first: job name, job id, attempt, reason and "
+        "error (shortened in the table; in full with --detail or --json).",
     )
     dlq_list.add_argument(
-        "--limit", type=_int_between(1, 100_000), default=100, metavar="N", help="at most N (100)"
+        "--limit", type=_int_between(1, _MAX_LISTED), default=100, metavar="N", help="at most N (100)"
+    )
+    view = dlq_list.add_mutually_exclusive_group()
+    view.add_argument(
+        "--json",
+        action="store_true",
+        help="one JSON document a line (JSON Lines), every field in full, body included",
+    )
+    view.add_argument(
+        "--detail", action="store_true", help="one block per dead letter: the full error and the body"
     )
     dlq_list.set_defaults(run=_dlq_list)
     dlq_redrive = dlq_commands.add_parser(
         "redrive",
-        parents=[queue],
+        parents=[queue, job],
         help="move dead letters back to their queue",
-        description="Move every dead letter back to its source queue.",
+        description="Move dead letters back to their source queue, oldest first, to run afresh "
+        "(receive count reset).",
+    )
+    dlq_redrive.add_argument(
+        "--limit",
+        type=_int_between(1, _MAX_REDRIVEN),
+        metavar="N",
+        help="at most N, oldest first (default: every one)",
+    )
+    dlq_redrive.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="list what would move and change nothing (on SQS it peeks, as dlq list does)",
     )
     dlq_redrive.set_defaults(run=_dlq_redrive)
     return parser
@@ -201,17 +254,18 @@ def _version() -> str:
 # --- APP and queue URLs -------------------------------------------------------
 
 
-def load_app(spec: str) -> Module:
-    """Import `module:attribute` and check that it names a glasswork `Module`.
+def load_app(spec: str) -> Module | Worker:
+    """Import `module:attribute` and check that it names a `Module` or a `bootstrap_worker` handler.
 
     The current directory is put first on `sys.path` (as uvicorn does), so
     `glasswork worker app:jobs` finds `./app.py`.
 
     Raises:
         UsageError: The spec is malformed, the module cannot be imported, the
-            attribute is missing, or it is not a `Module`.
+            attribute is missing, or it is neither a `Module` nor a `Worker`.
     """
     from glasswork._jobs import Module  # noqa: PLC0415  # lazy: see module docstring
+    from glasswork.worker import Worker  # noqa: PLC0415  # lazy: see module docstring
 
     module_name, sep, attribute = spec.partition(":")
     if not sep or not module_name or not attribute:
@@ -236,10 +290,19 @@ def load_app(spec: str) -> Module:
         except AttributeError:
             msg = f"cannot load APP {spec!r}: module {module_name!r} has no attribute {attribute!r}"
             raise UsageError(msg) from None
-    if not isinstance(value, Module):
-        msg = f"APP {spec!r} is of type {type(value).__name__}, not a glasswork Module"
+    if not isinstance(value, Module | Worker):
+        msg = (
+            f"APP {spec!r} is of type {type(value).__name__}, not a glasswork Module"
+            " or the handler bootstrap_worker returned"
+        )
         raise UsageError(msg)
     return value
+
+
+def _registry(app: Module | Worker) -> JobRegistry:
+    from glasswork._jobs import JobRegistry, Module  # noqa: PLC0415  # lazy: see module docstring
+
+    return JobRegistry.from_module(app) if isinstance(app, Module) else app.registry
 
 
 def _import_failure(spec: str, exc: BaseException) -> str:
@@ -275,12 +338,13 @@ def open_queue(
         from glasswork.drivers.sqlite import SQLiteQueueDriver  # noqa: PLC0415  # lazy
 
         try:
-            return SQLiteQueueDriver.from_url(url, existing=existing)
+            driver = SQLiteQueueDriver.from_url(url, existing=existing)
         except InvalidQueueURLError as exc:
             raise UsageError(str(exc)) from None
         except DriverError as exc:
             msg = f"cannot open queue {url!r}: {exc}"
             raise UsageError(msg) from None
+        return driver, driver.default_queue
     if parts.scheme in {"http", "https"}:
         return _open_sqs(url, endpoint_url)
     msg = (
@@ -347,13 +411,12 @@ def _parse_json(text: str) -> object:
 
 
 def _enqueue(args: argparse.Namespace) -> int:
-    from glasswork._jobs import JobRegistry  # noqa: PLC0415  # lazy
     from glasswork.errors import InvalidJobPayloadError, PayloadTooLargeError  # noqa: PLC0415  # lazy
     from glasswork.service import JobService  # noqa: PLC0415  # lazy
 
-    module = load_app(args.app)
+    app = load_app(args.app)
     payload = _parse_json(args.payload)
-    registry = JobRegistry.from_module(module)
+    registry = _registry(app)
     job = registry.get(args.job_name)
     if job is None:
         known = ", ".join(sorted(registry.jobs)) or "none"
@@ -394,31 +457,100 @@ def _admin(args: argparse.Namespace, what: str) -> tuple[QueueAdmin, str]:
 
 def _dlq_list(args: argparse.Namespace) -> int:
     driver, queue = _admin(args, "list dead letters")
-    entries = driver.list_dead_letters(queue, limit=args.limit)
-    if not entries:
-        print(f"no dead letters for queue {queue}")
+    entries = driver.list_dead_letters(queue, limit=args.limit, job_name=args.job)
+    if args.json:
+        for entry in entries:
+            print(_json_line(entry))
         return 0
-    rows = [
-        [
-            entry.job_name or "?",
-            entry.job_id or "?",
-            "?" if entry.attempt is None else str(entry.attempt),
-            entry.reason or "?",
-            _shorten(_error_text(entry.error_type, entry.error_message), 70),
-        ]
-        for entry in entries
-    ]
-    print(_table(["JOB", "JOB ID", "ATTEMPT", "REASON", "ERROR"], rows))
+    of_job = f" of job {args.job}" if args.job else ""
+    if not entries:
+        print(f"no dead letters{of_job} for queue {queue}")
+        return 0
+    if args.detail:
+        for entry in entries:
+            print(_detail(entry), end="\n\n")
+    else:
+        print(_dead_letter_table(entries))
     more = " (limit reached)" if len(entries) >= args.limit else ""
-    print(f"{len(entries)} dead letter{'s' if len(entries) != 1 else ''} for queue {queue}{more}")
+    print(f"{_dead_letters(len(entries))}{of_job} for queue {queue}{more}")
     return 0
 
 
 def _dlq_redrive(args: argparse.Namespace) -> int:
     driver, queue = _admin(args, "redrive dead letters")
-    moved = driver.redrive(queue)
-    print(f"redrove {moved} dead letter{'s' if moved != 1 else ''} to queue {queue}")
+    of_job = f" of job {args.job}" if args.job else ""
+    if args.dry_run:
+        # Listed as redrive picks them (every one, oldest first), then cut: on SQS a
+        # limited list would be a sample, not the oldest.
+        entries = driver.list_dead_letters(queue, limit=_MAX_REDRIVEN, job_name=args.job)[: args.limit]
+        if not entries:
+            print(f"no dead letters{of_job} for queue {queue}")
+            return 0
+        print(_dead_letter_table(entries))
+        would = f"would redrive {_dead_letters(len(entries))}{of_job} to queue {queue}"
+        print(f"{would} (dry run: nothing moved)")
+        return 0
+    moved = driver.redrive(queue, job_name=args.job, limit=args.limit)
+    if not moved and args.job:
+        print(f"no dead letters{of_job} for queue {queue}")
+        return 0
+    print(f"redrove {_dead_letters(moved)}{of_job} to queue {queue}")
     return 0
+
+
+def _dead_letters(count: int) -> str:
+    return f"{count} dead letter{'s' if count != 1 else ''}"
+
+
+def _dead_letter_table(entries: Sequence[DeadLetterEntry]) -> str:
+    rows = [
+        [
+            _printable(entry.job_name or "?"),
+            _printable(entry.job_id or "?"),
+            "?" if entry.attempt is None else str(entry.attempt),
+            _printable(entry.reason or "?"),
+            _shorten(_printable(_error_text(entry.error_type, entry.error_message)), 70),
+        ]
+        for entry in entries
+    ]
+    return _table(["JOB", "JOB ID", "ATTEMPT", "REASON", "ERROR"], rows)
+
+
+def _json_line(entry: DeadLetterEntry) -> str:
+    """Every field of the entry, in full, as one line of JSON (the body last: it is the longest)."""
+    import msgspec  # noqa: PLC0415  # lazy: see module docstring
+
+    fields = msgspec.structs.asdict(entry)
+    fields["body"] = fields.pop("body")
+    return msgspec.json.encode(fields).decode()
+
+
+def _detail(entry: DeadLetterEntry) -> str:
+    """One dead letter as a block: every field, the error in full, the body (indented if JSON)."""
+    import msgspec  # noqa: PLC0415  # lazy: see module docstring
+
+    try:
+        body = msgspec.json.format(entry.body, indent=2)
+    except msgspec.DecodeError:
+        body = entry.body
+    fields = [
+        ("message id", entry.message_id),
+        ("job", entry.job_name or "?"),
+        ("job id", entry.job_id or "?"),
+        ("attempt", "?" if entry.attempt is None else str(entry.attempt)),
+        ("reason", entry.reason or "?"),
+        ("error", _error_text(entry.error_type, entry.error_message) or "-"),
+        ("body", body),
+    ]
+    width = max(len(name) for name, _ in fields) + 2
+    return "\n".join(
+        name.ljust(width) + _printable(value).replace("\n", "\n" + " " * width) for name, value in fields
+    )
+
+
+def _printable(text: str) -> str:
+    """`text` with control characters (bar newline and tab) escaped, so a terminal shows, not obeys, them."""
+    return "".join(c if c.isprintable() or c in "\n\t" else ascii(c)[1:-1] for c in text)
 
 
 def _error_text(error_type: str | None, error_message: str | None) -> str:
@@ -552,29 +684,120 @@ def _configure_logging(status: _StatusLine | None) -> Callable[[], None]:
     return restore
 
 
+def _local_handler(worker: Worker, driver: WorkerDriver, kind: str) -> Worker:
+    """The user's handler, with its dead letters and backoff going to the queue being run.
+
+    Its own driver is kept when it is an SQS driver and so is the queue's (its
+    options, such as DLQ overrides, then apply as on Lambda); otherwise the
+    queue's driver takes its place, so a local queue's dead letters stay local.
+    """
+    own = worker.explicit_driver
+    if own is not None and getattr(own, "name", None) == "sqs" == kind:
+        return worker
+    return worker.with_driver(driver)
+
+
+def _handler_for(
+    app: Module | Worker,
+    args: argparse.Namespace,
+    driver: WorkerDriver,
+    queue: str,
+    function_timeout: float,
+) -> tuple[str, Worker]:
+    """The handler to run and its name: a Module's, made here, or the user's own."""
+    from glasswork._jobs import Module  # noqa: PLC0415  # lazy
+    from glasswork.worker import bootstrap_worker  # noqa: PLC0415  # lazy
+
+    if isinstance(app, Module):
+        worker = bootstrap_worker(
+            module=app,
+            driver=driver,
+            max_concurrency=args.max_concurrency,
+            time_margin=min(1.0, function_timeout / 4),
+        )
+        return app.name, worker
+    worker = _local_handler(app, driver, getattr(driver, "name", ""))
+    if worker.time_margin_ms >= function_timeout * 1000:
+        msg = (
+            f"the handler's time_margin ({worker.time_margin_ms / 1000:g} s) is not below the "
+            f"function timeout ({function_timeout:g} s, bounded by the visibility timeout of "
+            f"queue {queue}): no record would ever start; raise --visibility-timeout"
+        )
+        raise UsageError(msg)
+    return args.app.rpartition(":")[2], worker
+
+
+def _scheduler_for(worker: Worker, driver: QueueDriver, queue: str) -> LocalScheduler | None:
+    """A scheduler for the app's periodic jobs, leasing ticks in the queue's store when it has one."""
+    from glasswork.local_scheduler import LocalScheduler, TickLease  # noqa: PLC0415  # lazy
+
+    schedules = worker.registry.schedules()
+    if not schedules:
+        return None
+    lease = driver if isinstance(driver, TickLease) else None
+    return LocalScheduler(worker, schedules, lease=lease, namespace=queue)
+
+
+def _announce_schedules(
+    scheduler: LocalScheduler | None, worker: Worker, args: argparse.Namespace, kind: str
+) -> None:
+    from glasswork.local_scheduler import utc_now  # noqa: PLC0415  # lazy
+
+    periodic = worker.registry.schedules()
+    if not periodic:
+        return
+    if scheduler is None:
+        why = "burst mode" if args.burst else "--no-schedules"
+        _log.info("%d periodic job%s not fired (%s)", len(periodic), "s" if len(periodic) != 1 else "", why)
+        return
+    now = utc_now()
+    for job_name, schedule in scheduler.schedules.items():
+        tick = schedule.next_after(now)
+        when = tick.isoformat() if tick is not None else "never again"
+        _log.info("periodic job %s on %s: next tick %s", job_name, schedule.expression, when)
+    if not scheduler.shared:
+        _log.warning(
+            "the %s queue keeps no schedule leases: every worker process fires each tick; "
+            "run one worker with schedules and the others with --no-schedules",
+            kind,
+        )
+
+
 def _worker(args: argparse.Namespace) -> int:
+    from glasswork.local import stop_on_signals  # noqa: PLC0415  # lazy
+
+    # Signals are caught before anything is imported or opened, so a stop
+    # request during start-up (a slow app import, services starting) ends
+    # the run with 0 before any record is received.
+    stop = threading.Event()
+    with stop_on_signals(stop):
+        return _run_worker(args, stop)
+
+
+def _run_worker(args: argparse.Namespace, stop: threading.Event) -> int:
     from glasswork.drivers.base import ConsumingDriver, WorkerDriver  # noqa: PLC0415  # lazy
     from glasswork.local import (  # noqa: PLC0415  # lazy
         DEFAULT_FUNCTION_TIMEOUT,
         LocalLambdaContext,
         Poller,
-        stop_on_signals,
+        effective_visibility_timeout,
     )
-    from glasswork.worker import bootstrap_worker  # noqa: PLC0415  # lazy
 
-    module = load_app(args.app)
+    app = load_app(args.app)
     driver, queue = _open(args)
     if not isinstance(driver, ConsumingDriver) or not isinstance(driver, WorkerDriver):
         _unsupported(driver, "run a worker (it has no receive/delete side)")
+    visibility = effective_visibility_timeout(driver, queue, args.visibility_timeout)
     function_timeout = DEFAULT_FUNCTION_TIMEOUT
-    if args.visibility_timeout is not None:
-        function_timeout = min(function_timeout, float(args.visibility_timeout))
-    worker = bootstrap_worker(
-        module=module,
-        driver=driver,
-        max_concurrency=args.max_concurrency,
-        time_margin=min(1.0, function_timeout / 4),
-    )
+    if visibility is not None:
+        if visibility < 1:
+            msg = (
+                f"queue {queue} has a visibility timeout of {visibility} s, which leaves a job no "
+                "time to run before it is delivered again; pass --visibility-timeout SECONDS"
+            )
+            raise UsageError(msg)
+        function_timeout = min(function_timeout, float(visibility))
+    name, worker = _handler_for(app, args, driver, queue, function_timeout)
     tally = _Tally(time.monotonic)
 
     def handler(event: dict[str, object], context: LocalLambdaContext) -> dict[str, object]:
@@ -589,7 +812,8 @@ def _worker(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         function_timeout=function_timeout,
         visibility_timeout=args.visibility_timeout,
-        function_name=f"glasswork-{module.name}",
+        function_name=f"glasswork-{name}",
+        scheduler=None if args.burst or args.no_schedules else _scheduler_for(worker, driver, queue),
     )
     status = None
     if sys.stderr.isatty():
@@ -611,20 +835,23 @@ def _worker(args: argparse.Namespace) -> int:
             )
 
     mode = "burst" if args.burst else "polling"
+    seen = "?" if visibility is None else f"{visibility} s"
     _log.info(
-        "worker started: app %s, queue %s (%s driver), batch size %d, %s",
+        "worker started: app %s, queue %s (%s driver), batch size %d, visibility timeout %s, "
+        "function timeout %g s, %s",
         args.app,
         queue,
         getattr(driver, "name", "?"),
         args.batch_size,
+        seen,
+        function_timeout,
         mode,
     )
+    _announce_schedules(poller.scheduler, worker, args, getattr(driver, "name", "?"))
     if status is not None:
         status.draw(force=True)
-    stop = threading.Event()
     try:
-        with stop_on_signals(stop):
-            poller.run(burst=args.burst, stop_event=stop, on_batch=on_batch)
+        poller.run(burst=args.burst, stop_event=stop, on_batch=on_batch)
     finally:
         if status is not None:
             status.finish()

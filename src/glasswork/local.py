@@ -27,14 +27,16 @@ import time
 import uuid
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from types import FrameType
 from typing import Final, TypeAlias
 
 import msgspec
 
 from glasswork._wire import SQSRecord, lambda_event, lambda_record
-from glasswork.drivers.base import ConsumingDriver, QueueCounts
+from glasswork.drivers.base import ConsumingDriver, QueueCounts, VisibilityTimeoutSource
 from glasswork.errors import DriverError, QueueNotFoundError
+from glasswork.local_scheduler import LocalScheduler, utc_now
 
 __all__ = [
     "LambdaHandler",
@@ -43,6 +45,7 @@ __all__ = [
     "Poller",
     "RunReport",
     "batch_item_failures",
+    "effective_visibility_timeout",
     "lambda_event",
     "lambda_record",
     "stop_on_signals",
@@ -138,11 +141,15 @@ class PollReport(msgspec.Struct, frozen=True, kw_only=True):
         request_id: The invocation's `aws_request_id`.
         duration: Seconds the handler took, by the poller's clock.
         timed_out: The handler ran past the function timeout.
+        stale: Message ids the handler succeeded with whose delete found a
+            stale receipt handle: they had been received again (their
+            visibility timeout ran out during the batch) and will run again.
     """
 
     received: int
     deleted: tuple[str, ...] = ()
     failed: tuple[str, ...] = ()
+    stale: tuple[str, ...] = ()
     error: str | None = None
     request_id: str = ""
     duration: float = 0.0
@@ -235,6 +242,25 @@ def batch_item_failures(response: object, message_ids: Collection[str]) -> froze
     return frozenset(failed)
 
 
+def effective_visibility_timeout(
+    driver: object, queue: str | None, override: int | None = None
+) -> int | None:
+    """The visibility timeout records will be received with: `override`, else the queue's own.
+
+    Returns:
+        Seconds, or `None` when there is no override and the driver cannot
+        tell (it is not a `VisibilityTimeoutSource`).
+
+    Raises:
+        DriverError: The driver failed to read the queue's setting.
+    """
+    if override is not None:
+        return override
+    if isinstance(driver, VisibilityTimeoutSource):
+        return driver.queue_visibility_timeout(queue)
+    return None
+
+
 class Poller:
     """Feed a Lambda handler from a queue, as Lambda's SQS event source mapping does.
 
@@ -245,10 +271,13 @@ class Poller:
         queue: The queue name; `None` for the driver's default.
         batch_size: Most records per invocation (Lambda: 10 by default).
         function_timeout: Seconds the context's remaining time counts down
-            from. Defaults to 30 s, or to the visibility timeout when that is
-            shorter; Lambda requires it to be at most the visibility timeout.
+            from. Defaults to 30 s, or to the effective visibility timeout
+            when that is shorter; Lambda requires it to be at most the
+            visibility timeout, and so does the poller.
         visibility_timeout: Seconds a received record stays hidden; `None`
-            keeps the queue's setting.
+            keeps the queue's setting, which the poller reads from a driver
+            that can tell it (`VisibilityTimeoutSource`: SQLite, SQS, the
+            mock) to bound the function timeout.
         wait_seconds: Long-poll time of each receive while not in burst mode.
         idle_sleep: Longest pause between receives while the queue is idle
             (the pause starts at 10 ms and doubles).
@@ -257,10 +286,19 @@ class Poller:
             stop request ends a pause at once.
         function_name: The context's `function_name`.
         memory_limit_in_mb: The context's `memory_limit_in_mb`.
+        scheduler: Fires the app's periodic jobs between batches while the
+            poller runs (not in burst mode); see `glasswork.local_scheduler`.
+        wall_clock: The UTC time the scheduler's ticks are compared with.
+
+    Attributes:
+        effective_visibility_timeout: The visibility timeout records are
+            received with (`visibility_timeout`, else the queue's), or `None`
+            when the driver cannot tell.
 
     Raises:
         ValueError: A batch size below 1, a timeout at or below 0, or a
-            function timeout longer than the visibility timeout.
+            function timeout longer than the effective visibility timeout.
+        DriverError: The driver could not tell the queue's visibility timeout.
     """
 
     def __init__(
@@ -278,6 +316,8 @@ class Poller:
         sleep: Callable[[float], object] | None = None,
         function_name: str = "glasswork-local",
         memory_limit_in_mb: int = 128,
+        scheduler: LocalScheduler | None = None,
+        wall_clock: Callable[[], datetime] = utc_now,
     ) -> None:
         if batch_size < 1:
             msg = f"batch_size must be >= 1, got {batch_size}"
@@ -285,17 +325,20 @@ class Poller:
         if visibility_timeout is not None and visibility_timeout < 1:
             msg = f"visibility_timeout must be >= 1 second, got {visibility_timeout}"
             raise ValueError(msg)
+        effective = effective_visibility_timeout(driver, queue, visibility_timeout)
         if function_timeout is None:
             function_timeout = DEFAULT_FUNCTION_TIMEOUT
-            if visibility_timeout is not None:
-                function_timeout = min(function_timeout, float(visibility_timeout))
+            if effective is not None:
+                function_timeout = min(function_timeout, float(effective))
         if function_timeout <= 0:
-            msg = f"function_timeout must be > 0 seconds, got {function_timeout}"
+            msg = f"function_timeout must be > 0 seconds, got {function_timeout}" + (
+                f" (the queue's visibility timeout is {effective} s)" if effective is not None else ""
+            )
             raise ValueError(msg)
-        if visibility_timeout is not None and function_timeout > visibility_timeout:
+        if effective is not None and function_timeout > effective:
             msg = (
                 f"function_timeout ({function_timeout} s) must not exceed the visibility "
-                f"timeout ({visibility_timeout} s), or records reappear while they run"
+                f"timeout ({effective} s), or records reappear while they run"
             )
             raise ValueError(msg)
         self.handler = handler
@@ -304,12 +347,15 @@ class Poller:
         self.batch_size = batch_size
         self.function_timeout = float(function_timeout)
         self.visibility_timeout = visibility_timeout
+        self.effective_visibility_timeout = effective
         self.wait_seconds = max(wait_seconds, 0.0)
         self.idle_sleep = max(idle_sleep, 0.0)
         self.function_name = function_name
         self.memory_limit_in_mb = memory_limit_in_mb
         self._clock = clock
         self._sleep = sleep
+        self.scheduler = scheduler if scheduler else None
+        self._wall_clock = wall_clock
 
     def context(self) -> LocalLambdaContext:
         """A fresh context whose remaining time starts at the function timeout."""
@@ -368,18 +414,36 @@ class Poller:
         duration = self._clock() - started
         timed_out = duration > self.function_timeout
         if timed_out:
-            _log.warning(
-                "batch took %.1f s, over the function timeout of %.1f s; Lambda would have "
-                "stopped it and redelivered every record",
+            _log.error(
+                "batch of %d took %.1f s, over the function timeout of %.1f s: Lambda would "
+                "have stopped the invocation at %.1f s, deleted none of its records and "
+                "redelivered all %d after the visibility timeout (each with one more receive); "
+                "here the answer is applied, but any record received again meanwhile runs twice. "
+                "Shorten the jobs or the batch, or raise the queue's visibility timeout",
+                len(records),
                 duration,
                 self.function_timeout,
+                self.function_timeout,
+                len(records),
+                extra={"request_id": context.aws_request_id, "outcome": "timed_out"},
             )
         done = [record for record in records if record.message_id not in failed]
+        stale: Sequence[str] = ()
         if done:
-            self.driver.delete(done)
+            stale = self.driver.delete(done) or ()
+            for message_id in stale:
+                _log.warning(
+                    "message %s: not deleted, its receipt handle is stale: it was received again "
+                    "after its visibility timeout ran out during this %.1f s batch, and will run again",
+                    message_id,
+                    duration,
+                    extra={"message_id": message_id, "outcome": "stale_receipt"},
+                )
+        gone = set(stale)
         return PollReport(
             received=len(records),
-            deleted=tuple(record.message_id for record in done),
+            deleted=tuple(record.message_id for record in done if record.message_id not in gone),
+            stale=tuple(stale),
             failed=tuple(message_id for message_id in ids if message_id in failed),
             error=error,
             request_id=context.aws_request_id,
@@ -402,6 +466,9 @@ class Poller:
         or in flight, so retries and messages held by a dead worker are waited
         for; meanwhile it pauses briefly between receives.
 
+        With a `scheduler` and not in burst mode, due periodic jobs fire
+        before each receive, and an idle pause never outlasts the next tick.
+
         Args:
             burst: Stop once the queue is drained.
             stop_event: Set it to stop after the current batch.
@@ -420,7 +487,12 @@ class Poller:
         started = self._clock()
         idle = 0
         errors = 0
+        scheduler = None if burst else self.scheduler
+        if scheduler is not None and not stop.is_set():
+            scheduler.start(self._wall_clock())
         while not stop.is_set():
+            if scheduler is not None:
+                scheduler.run_pending(self._wall_clock())
             polled_at = self._clock()
             try:
                 report = self.poll_once(wait_seconds=0.0 if burst else self.wait_seconds)
@@ -444,6 +516,10 @@ class Poller:
             if drained:
                 break
             delay = min(0.01 * 2**idle, self.idle_sleep) - (self._clock() - polled_at)
+            if scheduler is not None:
+                until = scheduler.seconds_until_next(self._wall_clock())
+                if until is not None:
+                    delay = min(delay, until)
             idle = min(idle + 1, 30)
             if delay > 0:
                 pause(delay)

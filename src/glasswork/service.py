@@ -16,11 +16,18 @@ from glasswork._wire import (
     MAX_MESSAGE_BYTES,
     EnqueueResult,
     JobMessage,
+    delay_problem,
     encode_message,
 )
 from glasswork.core import Duration, to_seconds
 from glasswork.drivers.base import ATTR_JOB_NAME, BatchQueueDriver, QueueDriver
-from glasswork.errors import BatchEnqueueError, DriverError, GlassworkError, PayloadTooLargeError
+from glasswork.errors import (
+    BatchEnqueueError,
+    ConfigurationError,
+    DriverError,
+    GlassworkError,
+    PayloadTooLargeError,
+)
 
 __all__ = ["JobService"]
 
@@ -49,6 +56,9 @@ class JobService:
             exception it raises is logged, not raised.
         clock: Returns the current time (timezone-aware); for tests.
         new_id: Makes a job id for jobs without a `unique` key; for tests.
+
+    Raises:
+        ConfigurationError: `driver` is not a driver (no `name` and `enqueue`).
     """
 
     def __init__(
@@ -61,6 +71,7 @@ class JobService:
         clock: Callable[[], datetime] = _utcnow,
         new_id: Callable[[], str] = new_id,
     ) -> None:
+        _check_driver(driver)
         self.driver = driver
         self.default_queue = default_queue
         self.max_payload_bytes = max_payload_bytes
@@ -82,12 +93,12 @@ class JobService:
         Raises:
             InvalidJobPayloadError: The payload does not fit the job's type.
             PayloadTooLargeError: The message is over `max_payload_bytes`.
-            ValueError: A negative delay.
+            ValueError: A negative delay, or one over `MAX_ENQUEUE_DELAY_SECONDS` (365 days).
         """
         seconds = 0 if delay is None else to_seconds(delay)
-        if seconds < 0 or math.isnan(seconds):
-            msg = f"delay must be >= 0 seconds, got {delay!r}"
-            raise ValueError(msg)
+        problem = delay_problem(seconds)
+        if problem is not None:
+            raise ValueError(problem)
         message = build_message(
             job,
             payload,
@@ -261,3 +272,18 @@ def _with_job_id(message: JobMessage, job_id: object) -> JobMessage:
         msg = f"job {message.job_name!r}: unique() must return a non-empty str, got {job_id!r}"
         raise ValueError(msg)
     return msgspec.structs.replace(message, job_id=job_id)
+
+
+def _check_driver(driver: object) -> None:
+    """Refuse what is not a driver at construction, naming what it is instead."""
+    if callable(getattr(driver, "enqueue", None)) and hasattr(driver, "name"):
+        return
+    kind = type(driver).__name__
+    hint = ""
+    if isinstance(driver, tuple):
+        hint = (
+            "; pass the driver itself (every driver's from_url returns the driver,"
+            " with the URL's queue as its default_queue)"
+        )
+    msg = f"JobService needs a queue driver (with name and enqueue()), got a {kind}{hint}"
+    raise ConfigurationError(msg)

@@ -132,6 +132,7 @@ class Worker:
         self.log_payloads = log_payloads
         self._driver = driver
         self._driver_resolved = driver is not None
+        self._given_driver = driver
         self._jitter = jitter
         self._log = logger
         self._use_loop = hooks.any_async() or any(j.is_async for j in registry.jobs.values())
@@ -495,6 +496,31 @@ class Worker:
             return
         if warning:
             self._log.warning("%s", warning)
+
+    def with_driver(self, driver: WorkerDriver) -> Worker:
+        """This handler with another worker-side driver (dead letters and backoff).
+
+        Everything else is shared, not rebuilt: the jobs, the services already
+        started, the hooks, the logger and the limits. `glasswork worker`
+        uses it to run your handler against a local queue.
+        """
+        return Worker(
+            registry=self.registry,
+            services=self.services,
+            hooks=self.hooks,
+            driver=driver,
+            max_concurrency=self.max_concurrency,
+            time_margin_ms=self.time_margin_ms,
+            jitter=self._jitter,
+            logger=self._log,
+            max_body_bytes=self.max_body_bytes,
+            log_payloads=self.log_payloads,
+        )
+
+    @property
+    def explicit_driver(self) -> WorkerDriver | None:
+        """The driver given to `bootstrap_worker`, if any (never makes the default one)."""
+        return self._given_driver
 
     @property
     def driver(self) -> WorkerDriver | None:

@@ -38,6 +38,7 @@ __all__ = [
     "QueueCounts",
     "QueueDriver",
     "VisibilityChange",
+    "VisibilityTimeoutSource",
     "WorkerDriver",
 ]
 
@@ -96,7 +97,7 @@ class QueueCounts(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class DeadLetterEntry(msgspec.Struct, frozen=True, kw_only=True):
-    """One message in a dead-letter queue, as `glasswork dlq list` shows it."""
+    """One message in a dead-letter queue, as `glasswork dlq list` shows it (`--json`: every field)."""
 
     message_id: str
     body: str
@@ -166,12 +167,32 @@ class ConsumingDriver(Protocol):
         """Receive up to `max_messages` records, shaped as Lambda delivers them."""
         ...
 
-    def delete(self, records: Sequence[SQSRecord]) -> None:
-        """Delete received records (by receipt handle)."""
+    def delete(self, records: Sequence[SQSRecord]) -> Sequence[str] | None:
+        """Delete received records (by receipt handle).
+
+        Returns:
+            The message ids whose receipt handle was stale (the message was
+            received again after its visibility timeout, or is gone), so
+            nothing was deleted for them; `None` when the driver cannot tell
+            (SQS accepts a stale handle without deleting or saying so).
+        """
         ...
 
     def counts(self, queue: str | None = None) -> QueueCounts:
         """Visible, in-flight, delayed and dead message counts."""
+        ...
+
+
+@runtime_checkable
+class VisibilityTimeoutSource(Protocol):
+    """A consuming driver that can tell a queue's own visibility timeout.
+
+    The local poller keeps its function timeout within it, as Lambda requires
+    of an event source mapping, so that no record reappears while it runs.
+    """
+
+    def queue_visibility_timeout(self, queue: str | None = None) -> int:
+        """Seconds a record received without an explicit timeout stays hidden."""
         ...
 
 
@@ -183,12 +204,38 @@ class QueueAdmin(Protocol):
         """Visible, in-flight, delayed and dead message counts."""
         ...
 
-    def list_dead_letters(self, queue: str | None = None, *, limit: int = 100) -> list[DeadLetterEntry]:
-        """The messages in the queue's dead-letter queue."""
+    def list_dead_letters(
+        self, queue: str | None = None, *, limit: int = 100, job_name: str | None = None
+    ) -> list[DeadLetterEntry]:
+        """The messages in the queue's dead-letter queue, oldest first, unchanged.
+
+        Args:
+            queue: The source queue; `None` for the driver's default.
+            limit: At most this many entries.
+            job_name: Only the dead letters of this job (`None`: every one).
+
+        Returns:
+            Each entry in full: body and error message are never shortened.
+        """
         ...
 
-    def redrive(self, queue: str | None = None) -> int:
-        """Move every dead letter back to its source queue; return how many moved."""
+    def redrive(
+        self, queue: str | None = None, *, job_name: str | None = None, limit: int | None = None
+    ) -> int:
+        """Move dead letters back to their source queue, oldest first, to be received afresh.
+
+        A redriven message keeps its body and is received with receive count 1.
+        A failure part-way neither loses nor duplicates a message beyond what
+        the driver documents (SQS: see `SQSAdminMixin.redrive`).
+
+        Args:
+            queue: The source queue; `None` for the driver's default.
+            job_name: Only the dead letters of this job (`None`: every one).
+            limit: At most this many (`None`: every one selected).
+
+        Returns:
+            How many moved.
+        """
         ...
 
     def purge(self, queue: str | None = None) -> int:

@@ -21,11 +21,13 @@ import msgspec
 
 from glasswork._runtime import new_id
 from glasswork._wire import (
+    MAX_ENQUEUE_DELAY_SECONDS,
     EnqueueResult,
     JobMessage,
     SQSMessageAttribute,
     SQSRecord,
     SQSRecordAttributes,
+    delay_problem,
     lambda_event,
 )
 from glasswork.drivers.base import (
@@ -125,6 +127,19 @@ class MockQueueDriver:
         self._failures: list[BaseException] = []
         self._receipts = itertools.count(1)
         self._sent_dedup: dict[tuple[str, str], tuple[str, float]] = {}
+        self._dead_receipts: set[str] = set()
+        self._ticks: dict[str, float] = {}
+
+    def queue_visibility_timeout(self, queue: str | None = None) -> int:
+        """The visibility timeout a `receive` without one uses: `visibility_timeout`, for every queue."""
+        return self.visibility_timeout
+
+    def claim_tick(self, key: str, tick: float, owner: str) -> bool:  # one process
+        """Claim a periodic job's tick: True once per `key` for each later tick."""
+        if self._ticks.get(key, float("-inf")) >= tick:
+            return False
+        self._ticks[key] = tick
+        return True
 
     # --- test controls --------------------------------------------------------
 
@@ -148,7 +163,13 @@ class MockQueueDriver:
     # --- sending --------------------------------------------------------------
 
     def enqueue(self, message: JobMessage) -> EnqueueResult:
-        """Record a job and queue it."""
+        """Record a job and queue it.
+
+        Raises:
+            ValueError: A delay over `MAX_ENQUEUE_DELAY_SECONDS` (365 days), as every driver.
+        """
+        if message.delay_seconds > MAX_ENQUEUE_DELAY_SECONDS:
+            raise ValueError(delay_problem(message.delay_seconds))
         self._maybe_fail()
         queue = message.queue or _DEFAULT_QUEUE
         now = self._clock()
@@ -200,6 +221,7 @@ class MockQueueDriver:
     def dead_letter(self, record: SQSRecord, info: DeadLetterInfo) -> None:
         """Record a dead letter and take the message off its queue."""
         self._maybe_fail()
+        self._dead_receipts.add(record.receipt_handle)
         self.dead_letters.append(
             MockDeadLetter(
                 message_id=record.message_id,
@@ -263,11 +285,14 @@ class MockQueueDriver:
             records.append(_record(stored))
         return records
 
-    def delete(self, records: Sequence[SQSRecord]) -> None:
-        """Delete received records by receipt handle."""
+    def delete(self, records: Sequence[SQSRecord]) -> list[str]:
+        """Delete received records by receipt handle; return the ids whose handle was stale."""
         self._maybe_fail()
         handles = {r.receipt_handle for r in records}
+        held = {s.receipt for stored in self._queues.values() for s in stored if s.receipt in handles}
         self._remove(lambda s: s.receipt in handles)
+        gone = held | self._dead_receipts
+        return [r.message_id for r in records if r.receipt_handle not in gone]
 
     def counts(self, queue: str | None = None) -> QueueCounts:
         """Visible, in-flight, delayed and dead counts of a queue."""
@@ -284,9 +309,10 @@ class MockQueueDriver:
             dead=dead,
         )
 
-    def list_dead_letters(self, queue: str | None = None, *, limit: int = 100) -> list[DeadLetterEntry]:
-        """The recorded dead letters of a queue."""
-        name = queue or _DEFAULT_QUEUE
+    def list_dead_letters(
+        self, queue: str | None = None, *, limit: int = 100, job_name: str | None = None
+    ) -> list[DeadLetterEntry]:
+        """The recorded dead letters of a queue (of one job, when `job_name` is given), oldest first."""
         return [
             DeadLetterEntry(
                 message_id=d.message_id,
@@ -298,14 +324,15 @@ class MockQueueDriver:
                 error_type=d.error_type,
                 error_message=d.error_message,
             )
-            for d in self.dead_letters
-            if d.source_queue.rpartition(":")[2] == name
+            for d in self._dead_of(queue, job_name)
         ][:limit]
 
-    def redrive(self, queue: str | None = None) -> int:
-        """Move a queue's dead letters back onto it."""
+    def redrive(
+        self, queue: str | None = None, *, job_name: str | None = None, limit: int | None = None
+    ) -> int:
+        """Move a queue's dead letters (of one job, at most `limit`, oldest first) back onto it."""
         name = queue or _DEFAULT_QUEUE
-        moving = [d for d in self.dead_letters if d.source_queue.rpartition(":")[2] == name]
+        moving = self._dead_of(queue, job_name)[:limit]
         now = self._clock()
         for dead in moving:
             self.dead_letters.remove(dead)
@@ -322,6 +349,14 @@ class MockQueueDriver:
                 )
             )
         return len(moving)
+
+    def _dead_of(self, queue: str | None, job_name: str | None) -> list[MockDeadLetter]:
+        name = queue or _DEFAULT_QUEUE
+        return [
+            d
+            for d in self.dead_letters
+            if d.source_queue.rpartition(":")[2] == name and (job_name is None or d.job_name == job_name)
+        ]
 
     def purge(self, queue: str | None = None) -> int:
         """Drop every message of a queue."""

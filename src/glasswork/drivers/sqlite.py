@@ -12,7 +12,8 @@ What it keeps, as SQS does:
   with `ApproximateReceiveCount` one higher.
 - Receipt handles are fresh per receive; a stale handle (the message was
   received again since) deletes nothing and changes nothing.
-- Per-message delays (`JobMessage.delay_seconds`, any length).
+- Per-message delays (`JobMessage.delay_seconds`), up to `MAX_ENQUEUE_DELAY_SECONDS`
+  (365 days; SQS's own limit is 900 s, see the SQS driver for longer ones).
 - Redrive: a message that would be received more than `max_receive_count`
   times moves to the dead-letter table at receive time, with reason
   `"max_receive_count_exceeded"` (SQS's `RedrivePolicy`).
@@ -57,11 +58,13 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import msgspec
 
 from glasswork._wire import (
+    MAX_ENQUEUE_DELAY_SECONDS,
     EnqueueResult,
     JobMessage,
     SQSMessageAttribute,
     SQSRecord,
     SQSRecordAttributes,
+    delay_problem,
 )
 from glasswork.drivers.base import (
     ATTR_JOB_NAME,
@@ -93,7 +96,7 @@ ACCOUNT_ID: Final = "000000000000"
 MAX_RECEIVE_COUNT_REASON: Final = "max_receive_count_exceeded"
 """The dead-letter reason of a message redriven at receive time."""
 
-_SCHEMA_VERSION: Final = 1
+_SCHEMA_VERSION: Final = 2
 _QUEUE_NAME: Final = re.compile(r"^[A-Za-z0-9_-]{1,75}(\.fifo)?$")
 _CONFIG_TTL: Final = 1.0
 _MAX_WAIT_STEP: Final = 0.2
@@ -139,6 +142,17 @@ _SCHEMA: Final = (
     )
     """,
     "CREATE INDEX IF NOT EXISTS glasswork_dead_letters_queue ON glasswork_dead_letters (queue, id)",
+    # Since version 2: tells a delete whose message this receive dead-lettered from a stale one.
+    "CREATE INDEX IF NOT EXISTS glasswork_dead_letters_message ON glasswork_dead_letters (message_id)",
+    # Since version 2: the last tick of each periodic job that a worker claimed.
+    """
+    CREATE TABLE IF NOT EXISTS glasswork_schedule_ticks (
+        job_name TEXT PRIMARY KEY,
+        tick REAL NOT NULL,
+        claimed_by TEXT NOT NULL,
+        claimed_at REAL NOT NULL
+    )
+    """,
     """
     CREATE TABLE IF NOT EXISTS glasswork_dedup (
         queue TEXT NOT NULL,
@@ -306,12 +320,14 @@ class SQLiteQueueDriver:
         visibility_timeout: int = 30,
         dedup_window: float = 300.0,
         existing: bool = False,
-    ) -> tuple[SQLiteQueueDriver, str]:
+    ) -> SQLiteQueueDriver:
         """Open a driver from a queue URL such as `sqlite:///jobs.db?queue=emails`.
 
         As in SQLAlchemy, `sqlite:///jobs.db` is a path relative to the current
         directory and `sqlite:////var/lib/jobs.db` an absolute one. `queue`
-        defaults to `"default"`.
+        defaults to `"default"` and becomes the driver's `default_queue`, as
+        `SQSQueueDriver.from_url` does with the queue its URL names: every
+        driver's `from_url` returns the driver alone.
 
         Args:
             url: The queue URL.
@@ -324,7 +340,7 @@ class SQLiteQueueDriver:
                 what a queue holds, where a mistyped path is a mistake).
 
         Returns:
-            The driver (with the URL's queue as its default queue) and the queue name.
+            The driver, with the URL's queue as its `default_queue`.
 
         Raises:
             InvalidQueueURLError: The URL is not an `sqlite:///` URL with a file
@@ -363,7 +379,7 @@ class SQLiteQueueDriver:
         if existing and not Path(path).is_file():
             msg = f"no sqlite queue at {path!r}: the file does not exist"
             raise QueueNotFoundError(msg)
-        driver = cls(
+        return cls(
             path,
             default_queue=queue,
             clock=clock,
@@ -371,7 +387,6 @@ class SQLiteQueueDriver:
             visibility_timeout=visibility_timeout,
             dedup_window=dedup_window,
         )
-        return driver, queue
 
     def __repr__(self) -> str:
         return f"SQLiteQueueDriver({str(self.path)!r}, default_queue={self.default_queue!r})"
@@ -457,7 +472,8 @@ class SQLiteQueueDriver:
         conn.execute("BEGIN IMMEDIATE")
         try:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version not in (0, _SCHEMA_VERSION):
+            # Every statement is idempotent: an older file is brought up to date by running them all.
+            if not 0 <= version <= _SCHEMA_VERSION:
                 msg = (
                     f"sqlite queue {str(self.path)!r} has schema version {version},"
                     f" this glasswork expects {_SCHEMA_VERSION}"
@@ -623,6 +639,39 @@ class SQLiteQueueDriver:
         self._configs[name] = (now, config)
         return config
 
+    def queue_visibility_timeout(self, queue: str | None = None) -> int:
+        """The visibility timeout a `receive` without one uses: the queue's stored one, else the driver's.
+
+        Raises:
+            QueueNotFoundError: The queue name is not valid.
+            DriverError: The database failed.
+        """
+        return self.queue_config(queue).visibility_timeout
+
+    def claim_tick(self, key: str, tick: float, owner: str) -> bool:
+        """Claim a periodic job's tick for one worker among those sharing this file.
+
+        One write transaction reads the last tick claimed for `key` and, when
+        `tick` is later, records it with `owner`; so of several workers that
+        reach the same tick, exactly one gets `True`.
+
+        Raises:
+            DriverError: The database failed.
+        """
+        with self._write(f"claim schedule tick {key!r}") as conn:
+            row = conn.execute(
+                "SELECT tick FROM glasswork_schedule_ticks WHERE job_name = ?", (key,)
+            ).fetchone()
+            if row is not None and float(row[0]) >= tick:
+                return False
+            conn.execute(
+                "INSERT INTO glasswork_schedule_ticks (job_name, tick, claimed_by, claimed_at)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT (job_name) DO UPDATE SET"
+                " tick = excluded.tick, claimed_by = excluded.claimed_by, claimed_at = excluded.claimed_at",
+                (key, tick, owner, self._clock()),
+            )
+        return True
+
     # --- sending side ---------------------------------------------------------
 
     def enqueue(self, message: JobMessage) -> EnqueueResult:
@@ -634,7 +683,9 @@ class SQLiteQueueDriver:
         Raises:
             QueueNotFoundError: The queue name is not valid.
             DriverError: The message was not stored.
+            ValueError: A delay over `MAX_ENQUEUE_DELAY_SECONDS` (365 days).
         """
+        _check_delay(message.delay_seconds)
         config = self.queue_config(message.queue)
         if config.deduplicate or config.fifo:
             with self._write("enqueue a message") as conn:
@@ -666,9 +717,12 @@ class SQLiteQueueDriver:
         Raises:
             QueueNotFoundError: A queue name is not valid (nothing is added).
             DriverError: The messages were not stored (nothing is added).
+            ValueError: A delay over `MAX_ENQUEUE_DELAY_SECONDS` (nothing is added).
         """
         if not messages:
             return []
+        for message in messages:
+            _check_delay(message.delay_seconds)
         configs = [self.queue_config(m.queue) for m in messages]
         with self._write(f"enqueue {len(messages)} messages") as conn:
             now = self._clock()
@@ -787,7 +841,9 @@ class SQLiteQueueDriver:
         Raises:
             QueueNotFoundError: The queue name is not valid.
             DriverError: The message was not stored.
+            ValueError: A delay over `MAX_ENQUEUE_DELAY_SECONDS` (365 days).
         """
+        _check_delay(delay_seconds)
         config = self.queue_config(queue)
         with self._write("send a message") as conn:
             return self._insert(
@@ -968,27 +1024,37 @@ class SQLiteQueueDriver:
             aws_region=REGION,
         )
 
-    def delete(self, records: Sequence[SQSRecord]) -> None:
+    def delete(self, records: Sequence[SQSRecord]) -> list[str]:
         """Delete received records by receipt handle.
 
         A stale handle (the message was received again since, or is already
-        gone) deletes nothing and is not an error: delivery is at least once.
+        gone) deletes nothing and is not an error, as on SQS; unlike SQS, the
+        driver tells which: the local poller logs them, because a stale
+        delete means the message runs again.
+
+        Returns:
+            The message ids whose receipt handle was stale (nothing deleted for them).
 
         Raises:
             DriverError: The database failed.
         """
-        parsed = (_parse_handle(r.receipt_handle) for r in records)
-        keys = [key for key in parsed if key is not None]
-        if not keys:
-            return
-        if len(keys) == 1:
+        keys = [_parse_handle(r.receipt_handle) for r in records]
+        if len(keys) == 1 and keys[0] is not None:
             try:
-                self._connect().execute(_DELETE, keys[0])
+                conn = self._connect()
+                if conn.execute(_DELETE, keys[0]).rowcount == 1:
+                    return []
+                return [] if _dead_lettered(conn, keys[0]) else [records[0].message_id]
             except sqlite3.Error as exc:
                 raise _wrap(exc, "delete a message") from exc
-            return
+        stale: list[str] = []
         with self._write(f"delete {len(keys)} messages") as conn:
-            conn.executemany(_DELETE, keys)
+            for record, key in zip(records, keys, strict=True):
+                if key is None or (
+                    conn.execute(_DELETE, key).rowcount != 1 and not _dead_lettered(conn, key)
+                ):
+                    stale.append(record.message_id)
+        return stale
 
     # --- worker side ----------------------------------------------------------
 
@@ -1101,8 +1167,15 @@ class SQLiteQueueDriver:
             raise _wrap(exc, f"count the messages of queue {name!r}") from exc
         return QueueCounts(visible=visible, in_flight=in_flight, delayed=delayed, dead=dead)
 
-    def list_dead_letters(self, queue: str | None = None, *, limit: int = 100) -> list[DeadLetterEntry]:
-        """The dead letters of a queue, oldest first.
+    def list_dead_letters(
+        self, queue: str | None = None, *, limit: int = 100, job_name: str | None = None
+    ) -> list[DeadLetterEntry]:
+        """The dead letters of a queue, oldest first, in full.
+
+        Args:
+            queue: The queue; `None` for the default.
+            limit: At most this many.
+            job_name: Only the dead letters of this job (`None`: every one).
 
         Raises:
             QueueNotFoundError: The queue name is not valid.
@@ -1116,8 +1189,8 @@ class SQLiteQueueDriver:
                 .execute(
                     "SELECT message_id, body, job_name, job_id, attempt, reason,"
                     " error_type, error_message FROM glasswork_dead_letters"
-                    " WHERE queue = ? ORDER BY id LIMIT ?",
-                    (name, limit),
+                    " WHERE queue = ?1 AND (?2 IS NULL OR job_name = ?2) ORDER BY id LIMIT ?3",
+                    (name, job_name, limit),
                 )
                 .fetchall()
             )
@@ -1137,8 +1210,17 @@ class SQLiteQueueDriver:
             for r in rows
         ]
 
-    def redrive(self, queue: str | None = None) -> int:
-        """Move every dead letter of a queue back to it, visible now, receive count 0.
+    def redrive(
+        self, queue: str | None = None, *, job_name: str | None = None, limit: int | None = None
+    ) -> int:
+        """Move dead letters of a queue back to it, oldest first, visible now, receive count 0.
+
+        One transaction: every selected dead letter moves, or (on any error) none.
+
+        Args:
+            queue: The queue; `None` for the default.
+            job_name: Only the dead letters of this job (`None`: every one).
+            limit: At most this many (`None`: every one selected).
 
         Returns:
             How many messages moved.
@@ -1149,17 +1231,22 @@ class SQLiteQueueDriver:
         """
         name = queue or self.default_queue
         _check_queue(name)
+        # Both statements pick the same rows: the write transaction holds the file.
+        selected = (
+            "SELECT id FROM glasswork_dead_letters"
+            " WHERE queue = ?1 AND (?2 IS NULL OR job_name = ?2) ORDER BY id LIMIT ?3"
+        )
+        params = (name, job_name, -1 if limit is None else limit)  # LIMIT -1: no limit
+        insert = (
+            f"INSERT INTO glasswork_messages (queue, message_id, body, job_name, job_id, group_id,"  # noqa: S608  # constant SQL, values bound
+            " dedup_id, sent_at, visible_at)"
+            " SELECT queue, message_id, body, job_name, job_id, group_id, dedup_id, sent_at, ?4"
+            f" FROM glasswork_dead_letters WHERE id IN ({selected}) ORDER BY id"
+        )
+        delete = f"DELETE FROM glasswork_dead_letters WHERE id IN ({selected})"  # noqa: S608  # constant SQL, values bound
         with self._write(f"redrive the dead letters of queue {name!r}") as conn:
-            now = self._clock()
-            moved = conn.execute(
-                "INSERT INTO glasswork_messages"
-                " (queue, message_id, body, job_name, job_id, group_id, dedup_id,"
-                "  sent_at, visible_at)"
-                " SELECT queue, message_id, body, job_name, job_id, group_id, dedup_id, sent_at, ?"
-                " FROM glasswork_dead_letters WHERE queue = ? ORDER BY id",
-                (now, name),
-            ).rowcount
-            conn.execute("DELETE FROM glasswork_dead_letters WHERE queue = ?", (name,))
+            moved = conn.execute(insert, (*params, self._clock())).rowcount
+            conn.execute(delete, params)
         return moved
 
     def purge(self, queue: str | None = None) -> int:
@@ -1212,6 +1299,25 @@ class SQLiteQueueDriver:
         except sqlite3.Error as exc:
             raise _wrap(exc, "list the queues") from exc
         return [str(r[0]) for r in rows]
+
+
+def _dead_lettered(conn: sqlite3.Connection, key: tuple[int, int, str]) -> bool:
+    """Whether the receive a handle stands for dead-lettered its message (so the delete is not stale).
+
+    The worker dead-letters on that receive before the poller deletes what
+    the handler did not report failed; the row is then already gone.
+    """
+    _rowid, count, message_id = key
+    found = conn.execute(
+        "SELECT 1 FROM glasswork_dead_letters WHERE message_id = ? AND attempt = ? LIMIT 1",
+        (message_id, count),
+    ).fetchone()
+    return found is not None
+
+
+def _check_delay(seconds: float) -> None:
+    if seconds > MAX_ENQUEUE_DELAY_SECONDS or seconds != seconds:  # noqa: PLR0124  # NaN
+        raise ValueError(delay_problem(seconds))
 
 
 def _check_queue(name: str) -> None:

@@ -80,7 +80,14 @@ from typing import TYPE_CHECKING, Final, Literal, Protocol, TypeVar, cast
 import msgspec
 from botocore.exceptions import BotoCoreError, ClientError
 
-from glasswork._wire import MAX_MESSAGE_BYTES, EnqueueResult, JobMessage, SQSRecord
+from glasswork._wire import (
+    MAX_ENQUEUE_DELAY_SECONDS,
+    MAX_MESSAGE_BYTES,
+    EnqueueResult,
+    JobMessage,
+    SQSRecord,
+    delay_problem,
+)
 from glasswork.core import MAX_DELAY_SECONDS
 from glasswork.drivers._sqs_common import (
     MAX_BATCH,
@@ -271,6 +278,13 @@ class SQSQueueDriver(SQSAdminMixin):
         return "sqs"
 
     @property
+    def default_queue(self) -> str | None:
+        """The queue of calls that name none: `default_queue`, else the only configured queue."""
+        if self._default_queue is None and self._queues is not None and len(self._queues) == 1:
+            return next(iter(self._queues))
+        return self._default_queue
+
+    @property
     def client(self) -> SQSClient:
         """The boto3 SQS client (made on first use when none was given)."""
         if self._client is None:
@@ -373,6 +387,20 @@ class SQSQueueDriver(SQSAdminMixin):
 
         return self._cached(self._arn_by_url, url, lookup)
 
+    def queue_visibility_timeout(self, queue: str | None = None) -> int:
+        """The queue's `VisibilityTimeout` attribute, in seconds (asked of SQS each call).
+
+        Raises:
+            QueueNotFoundError: The queue does not exist.
+            DriverError: SQS failed or returned no readable value.
+        """
+        target = self._resolve(queue)
+        raw = self._attributes(target.url, "VisibilityTimeout").get("VisibilityTimeout", "")
+        if not raw.isdigit():
+            msg = f"SQS returned no readable VisibilityTimeout for queue {target.name!r}: {raw!r}"
+            raise DriverError(msg)
+        return int(raw)
+
     def _attributes(self, url: str, *names: str) -> dict[str, str]:
         with translated("GetQueueAttributes", url):
             response = self.client.get_queue_attributes(QueueUrl=url, AttributeNames=list(names))  # type: ignore[arg-type]  # names are SQS attribute names, checked by SQS
@@ -445,6 +473,7 @@ class SQSQueueDriver(SQSAdminMixin):
             QueueNotFoundError: The queue name is unknown or the queue does not exist.
             ConfigurationError: A delay on a FIFO queue, or a delay over 900 s
                 without `scheduler_role_arn`.
+            ValueError: A delay over `MAX_ENQUEUE_DELAY_SECONDS` (365 days).
             ThrottledError: SQS or Scheduler throttled the request.
             DriverError: Any other failure.
         """
@@ -579,6 +608,8 @@ class SQSQueueDriver(SQSAdminMixin):
         return sent, failed
 
     def _check_sendable(self, message: JobMessage, target: SQSQueue) -> None:
+        if message.delay_seconds > MAX_ENQUEUE_DELAY_SECONDS:
+            raise ValueError(delay_problem(message.delay_seconds))
         if target.fifo and message.delay_seconds > 0:
             msg = (
                 f"job {message.job_name!r}: FIFO queue {target.name!r} cannot delay one message "

@@ -24,9 +24,12 @@ driver's `scheduler_role_arn` (a role Scheduler assumes, allowed
 `sqs:SendMessage` on the queue); the driver refuses a long delay without it.
 
 Dead-letter administration (what `glasswork dlq` runs): `list_dead_letters`
-peeks at a DLQ and releases what it received, `redrive` sends each dead
-letter back to its source queue and deletes it from the DLQ. And `purge`
-empties a queue with `PurgeQueue`.
+peeks at a DLQ and releases what it received; `redrive` moves dead letters
+back to their source queue, with SQS's message move task when it moves them
+all and SQS offers it, else by sending each back and deleting it from the
+DLQ (only the dead letters of one job, or the oldest N, always this way).
+The DLQ is found as for `dead_letter` (`dead_letter_queues`, else the
+source queue's `RedrivePolicy`). And `purge` empties a queue with `PurgeQueue`.
 
 IAM permissions, least privilege (on the named queues only):
 
@@ -36,7 +39,11 @@ IAM permissions, least privilege (on the named queues only):
   learn its ARN).
 - `list_dead_letters`: `sqs:ReceiveMessage` and `sqs:ChangeMessageVisibility`
   on the DLQ; `redrive`: also `sqs:DeleteMessage` on the DLQ and
-  `sqs:SendMessage` on the source queues; `purge`: `sqs:PurgeQueue` and
+  `sqs:SendMessage` on the source queues, and for SQS's move task (without
+  which it falls back to the above) `sqs:ListDeadLetterSourceQueues`,
+  `sqs:StartMessageMoveTask`, `sqs:ListMessageMoveTasks` and
+  `sqs:GetQueueAttributes` on the DLQ and `sqs:GetQueueAttributes` on the
+  source queue; `purge`: `sqs:PurgeQueue` and
   `sqs:GetQueueAttributes` on the queue. Finding the DLQ from a
   `RedrivePolicy` needs `sqs:GetQueueAttributes` on the source queue.
 """
@@ -44,11 +51,13 @@ IAM permissions, least privilege (on the named queues only):
 from __future__ import annotations
 
 import threading
+import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Final, Literal, Protocol, cast
 
+import msgspec
 from botocore.exceptions import BotoCoreError, ClientError
 
 from glasswork._wire import EnqueueResult, JobMessage, SQSRecord
@@ -80,6 +89,7 @@ if TYPE_CHECKING:
     from mypy_boto3_scheduler.type_defs import CreateScheduleInputTypeDef
     from mypy_boto3_sqs import SQSClient
     from mypy_boto3_sqs.type_defs import (
+        ListMessageMoveTasksResultEntryTypeDef,
         MessageAttributeValueTypeDef,
         MessageTypeDef,
         SendMessageRequestTypeDef,
@@ -89,9 +99,27 @@ __all__ = ["SQSAdminMixin", "SQSDriverInternals"]
 
 _PEEK_VISIBILITY_SECONDS: Final = 30
 _PEEK_WAIT_SECONDS: Final = 1
+_HOLD_SECONDS: Final = 300
+"""A selective redrive keeps the dead letters it scanned hidden this long (released sooner)."""
+_HOLD_MARGIN: Final = timedelta(seconds=20)
+"""A held message is sent back only while at least this much of its hold is left."""
+_MAX_HELD: Final = 20_000
+"""Messages one scan holds at most (SQS caps a queue's in-flight messages, lowest on FIFO queues)."""
+_MOVE_TASK_POLL_SECONDS: Final = 1.0
+_MOVE_TASK_UNSEEN_POLLS: Final = 30
+"""Polls after which a started move task still not listed is reported instead of waited for."""
+_MOVE_TASK_ACTIVE: Final = frozenset({"RUNNING", "CANCELLING"})
 _GLASSWORK_ATTRIBUTES: Final = frozenset(
     {ATTR_REASON, ATTR_ERROR_TYPE, ATTR_ERROR_MESSAGE, ATTR_ATTEMPT, ATTR_SOURCE_QUEUE}
 )
+
+
+class _Held(msgspec.Struct, frozen=True, kw_only=True):
+    """A dead letter received from the DLQ, hidden there until `until`."""
+
+    record: SQSRecord
+    entry: DeadLetterEntry
+    until: datetime
 
 
 class SQSDriverInternals(Protocol):
@@ -208,86 +236,111 @@ class SQSAdminMixin:
     # --- dead-letter administration -------------------------------------------------
 
     def list_dead_letters(
-        self: SQSDriverInternals, queue: str | None = None, *, limit: int = 100
+        self: SQSDriverInternals, queue: str | None = None, *, limit: int = 100, job_name: str | None = None
     ) -> list[DeadLetterEntry]:
-        """Peek at the messages in a queue's dead-letter queue.
+        """Peek at the messages in a queue's dead-letter queue, oldest first.
 
-        Messages are received with a 30 s visibility timeout and released
-        (visibility 0) before returning, so they stay in the DLQ. Peeking
-        raises their receive count; a DLQ that has its own `RedrivePolicy`
-        would count it.
+        Messages are received with a 30 s visibility timeout until `limit`
+        (matching) entries were seen or a receive brings nothing new, and
+        released (visibility 0) before returning, so they stay in the DLQ.
+        "Oldest first" is by `SentTimestamp` among the messages peeked: a
+        standard queue hands out a sample, so with more dead letters than
+        `limit` these are not necessarily the oldest of the whole DLQ.
+        Peeking raises their receive count; a DLQ that has its own
+        `RedrivePolicy` would count it.
 
         Args:
             queue: The source queue (name, URL or ARN); `None` for the default.
             limit: At most this many entries.
+            job_name: Only the dead letters of this job (by the `JobName`
+                attribute, else the body's `jobName`).
 
         Returns:
-            One entry per message, with the `Glasswork*` attributes when
-            glasswork dead-lettered it (SQS's own redrive leaves them empty).
+            One entry per message, in full, with the `Glasswork*` attributes
+            when glasswork dead-lettered it (SQS's own redrive leaves them empty).
 
         Raises:
             DriverError: No dead-letter queue is known, or SQS failed.
         """
         target = self._resolve(queue)
         url = self._require_dead_letter_url(target)
-        entries: dict[str, DeadLetterEntry] = {}
-        handles: list[str] = []
-        try:
-            while len(entries) < limit:
-                messages = self._receive_raw(
-                    url, min(MAX_BATCH, limit - len(entries)), _PEEK_VISIBILITY_SECONDS, _PEEK_WAIT_SECONDS
-                )
-                fresh = 0
-                for message in messages:
-                    record = to_record(message, "", "")
-                    handles.append(record.receipt_handle)
-                    if record.message_id not in entries:
-                        entries[record.message_id] = _dead_letter_entry(record)
-                        fresh += 1
-                if not fresh:
-                    break
-        finally:
-            _release(self, url, handles)
-        return list(entries.values())
+        held = _scan(self, url, _PEEK_VISIBILITY_SECONDS, job_name=job_name, wanted=limit)
+        _release(self, url, [item.record.receipt_handle for item in held])
+        return [item.entry for item in _oldest_first(held) if _matches(item, job_name)][:limit]
 
-    def redrive(self: SQSDriverInternals, queue: str | None = None) -> int:
-        """Move every message of a queue's dead-letter queue back to its source queue.
+    def redrive(
+        self: SQSDriverInternals,
+        queue: str | None = None,
+        *,
+        job_name: str | None = None,
+        limit: int | None = None,
+    ) -> int:
+        """Move dead letters of a queue's dead-letter queue back to its source queue.
 
-        Each message is sent (original body and attributes, without the
-        `Glasswork*` ones) to the queue named by its `GlassworkSourceQueue`
-        attribute (or SQS's `DeadLetterQueueSourceArn`), else to `queue`,
-        and then deleted from the DLQ. A FIFO source gets the message's group
-        and the DLQ message id as deduplication id.
+        Without `job_name` and `limit`, SQS's own message move task does it
+        when the DLQ serves this queue alone: `StartMessageMoveTask` from the
+        DLQ's ARN to the queue's, then `ListMessageMoveTasks` once a second
+        until the task ends; the count is SQS's `ApproximateNumberOfMessagesMoved`.
+        SQS moves the messages unchanged as new messages (new id, receive
+        count 0); the `Glasswork*` attributes stay on them, so one that SQS's
+        `RedrivePolicy` later moves to the DLQ again still shows the earlier
+        glasswork reason in `list_dead_letters`. When the task cannot
+        be used (a server without it, such as moto 5.2, which answers HTTP
+        500; no IAM permission for it; a DLQ shared by several queues or not
+        one in SQS's eyes; any refusal of the start), the fallback below does
+        the work instead, as it does whenever a filter is given.
+
+        The fallback receives dead letters and sends each back (original
+        body and attributes, without the `Glasswork*` ones) to the queue
+        named by its `GlassworkSourceQueue` attribute (or SQS's
+        `DeadLetterQueueSourceArn`), else to `queue`, then deletes it from the
+        DLQ, only after the send succeeded. A FIFO source gets the message's
+        group, and the DLQ message id as deduplication id. Unfiltered, it
+        streams: ten at a time, until the DLQ is empty. With `job_name` or
+        `limit`, it scans the DLQ first, holding what it receives hidden
+        (5 minutes; at most 20,000 messages a scan), releases at once
+        (visibility 0) every message not selected, and moves the selected
+        ones oldest first by `SentTimestamp`. A FIFO DLQ hands out at most one
+        batch of each message group at a time, so it is scanned again after
+        each pass that moved something.
+
+        On a failure part-way, nothing is lost and at most one message is
+        duplicated:
+
+        - A receive fails, or a send fails (or a held message has under
+          20 s of its hold left, so it is not sent): what was moved stays
+          moved; the rest are released at once and stay dead; `DriverError`
+          says how many moved. (A send whose answer was lost, a timeout, may
+          have reached SQS: that one message may then be in both queues.)
+        - A delete fails after its send succeeded: that one message is in
+          both queues (the error names it; delete it from the DLQ by hand,
+          or it will be redriven twice); the rest are released and stay dead.
+        - The process dies: at most the message between its send and its
+          delete is in both queues; held messages reappear in the DLQ when
+          their hold ends (30 s unfiltered, 5 minutes with a filter).
+        - The move task fails or is cancelled: what SQS moved stays moved, the
+          rest stay in the DLQ, and `DriverError` says so. Reading its
+          progress fails: the task keeps running in SQS; the error names it.
 
         Args:
             queue: The source queue (name, URL or ARN); `None` for the default.
+            job_name: Only the dead letters of this job (by the `JobName`
+                attribute, else the body's `jobName`).
+            limit: At most this many, oldest first.
 
         Returns:
             How many messages moved.
 
         Raises:
-            DriverError: No dead-letter queue is known, or a send or delete
-                failed (messages not yet moved stay in the DLQ, visible again).
+            DriverError: No dead-letter queue is known, a move task is already
+                running on it, or a step failed as listed above.
         """
         target = self._resolve(queue)
         url = self._require_dead_letter_url(target)
-        moved: set[str] = set()
-        while True:
-            messages = self._receive_raw(url, MAX_BATCH, _PEEK_VISIBILITY_SECONDS, _PEEK_WAIT_SECONDS)
-            if not messages:
-                break
-            records = [to_record(message, "", "") for message in messages]
-            try:
-                for record in records:
-                    if record.message_id not in moved:
-                        _send_back(self, record, target, url)
-                        moved.add(record.message_id)
-            except GlassworkError:
-                _delete_handles(self, url, [r.receipt_handle for r in records if r.message_id in moved])
-                _release(self, url, [r.receipt_handle for r in records if r.message_id not in moved])
-                raise
-            _delete_handles(self, url, [record.receipt_handle for record in records])
-        return len(moved)
+        if job_name is not None or limit is not None:
+            return _redrive_selected(self, target, url, job_name, limit)
+        moved = _move_task(self, target, url)
+        return moved if moved is not None else _redrive_every(self, target, url)
 
     def purge(self: SQSDriverInternals, queue: str | None = None) -> int:
         """Delete every message of a queue with `PurgeQueue`.
@@ -365,18 +418,219 @@ def _send_back(
         driver.client.send_message(**params)
 
 
-def _delete_handles(driver: SQSDriverInternals, url: str, handles: Sequence[str]) -> None:
-    for start in range(0, len(handles), MAX_BATCH):
-        chunk = handles[start : start + MAX_BATCH]
-        with translated("DeleteMessageBatch", name_of_url(url)):
-            response = driver.client.delete_message_batch(
-                QueueUrl=url,
-                Entries=[{"Id": str(position), "ReceiptHandle": h} for position, h in enumerate(chunk)],
+def _hold(message: MessageTypeDef, until: datetime) -> _Held:
+    record = to_record(message, "", "")
+    return _Held(record=record, entry=_dead_letter_entry(record), until=until)
+
+
+def _matches(item: _Held, job_name: str | None) -> bool:
+    return job_name is None or item.entry.job_name == job_name
+
+
+def _oldest_first(held: Iterable[_Held]) -> list[_Held]:
+    """By `SentTimestamp` (when the message entered the DLQ), then message id."""
+
+    def key(item: _Held) -> tuple[int, str]:
+        sent = item.record.attributes.sent_timestamp
+        return (int(sent) if sent.isdigit() else 0, item.record.message_id)
+
+    return sorted(held, key=key)
+
+
+def _scan(
+    driver: SQSDriverInternals, url: str, visibility: int, *, job_name: str | None, wanted: int | None
+) -> list[_Held]:
+    """Receive a DLQ's messages, keeping them hidden, until a receive brings none not seen yet.
+
+    Stops sooner once `wanted` matching messages (`None`: no such bound) or
+    `_MAX_HELD` messages are held. A message received twice is kept with its
+    latest receipt handle. On any error, what is held is released first.
+    """
+    held: dict[str, _Held] = {}
+    matching = 0
+    try:
+        while len(held) < _MAX_HELD and (wanted is None or matching < wanted):
+            asked = MAX_BATCH if wanted is None or job_name is not None else wanted - matching
+            asked = min(asked, MAX_BATCH, _MAX_HELD - len(held))
+            until = driver._clock() + timedelta(seconds=visibility)
+            fresh = 0
+            for message in driver._receive_raw(url, asked, visibility, _PEEK_WAIT_SECONDS):
+                item = _hold(message, until)
+                if item.record.message_id not in held:
+                    fresh += 1
+                    if _matches(item, job_name):
+                        matching += 1
+                held[item.record.message_id] = item
+            if not fresh:
+                break
+    except BaseException:
+        _release(driver, url, [item.record.receipt_handle for item in held.values()])
+        raise
+    return list(held.values())
+
+
+def _redrive_every(driver: SQSDriverInternals, target: SQSQueue, url: str) -> int:
+    """Move every dead letter, ten at a time, until a receive brings none."""
+    moved: set[str] = set()
+    while True:
+        until = driver._clock() + timedelta(seconds=_PEEK_VISIBILITY_SECONDS)
+        messages = driver._receive_raw(url, MAX_BATCH, _PEEK_VISIBILITY_SECONDS, _PEEK_WAIT_SECONDS)
+        if not messages:
+            return len(moved)
+        _move(driver, [_hold(message, until) for message in messages], target, url, moved)
+
+
+def _redrive_selected(
+    driver: SQSDriverInternals, target: SQSQueue, url: str, job_name: str | None, limit: int | None
+) -> int:
+    """Scan the DLQ, release what is not selected, move the selected oldest first.
+
+    Scans again after a pass that moved something when one scan cannot see
+    every message (a FIFO DLQ, or `_MAX_HELD` reached).
+    """
+    moved: set[str] = set()
+    while limit is None or len(moved) < limit:
+        held = _scan(driver, url, _HOLD_SECONDS, job_name=job_name, wanted=None)
+        matching = [item for item in _oldest_first(held) if _matches(item, job_name)]
+        chosen = matching if limit is None else matching[: limit - len(moved)]
+        picked = {item.record.message_id for item in chosen}
+        _release(driver, url, [i.record.receipt_handle for i in held if i.record.message_id not in picked])
+        before = len(moved)
+        _move(driver, chosen, target, url, moved)
+        partial_scan = url.endswith(".fifo") or len(held) >= _MAX_HELD
+        if len(moved) == before or not partial_scan:
+            break
+    return len(moved)
+
+
+def _move(
+    driver: SQSDriverInternals, held: Sequence[_Held], fallback: SQSQueue, url: str, moved: set[str]
+) -> None:
+    """Send each held dead letter back, then delete it from the DLQ, in order.
+
+    An id already in `moved` (a second copy SQS delivered) is only deleted.
+    On the first failure the rest are released and `DriverError` says how
+    many moved so far.
+    """
+    dlq = name_of_url(url)
+    for position, item in enumerate(held):
+        record = item.record
+        rest = [later.record.receipt_handle for later in held[position:]]
+        if record.message_id not in moved:
+            if driver._clock() + _HOLD_MARGIN > item.until:
+                _release(driver, url, rest)
+                msg = (
+                    f"redrive stopped after moving {len(moved)}: the hold on the other dead letters "
+                    f"in {dlq} was running out before they were sent; they stay there: redrive again"
+                )
+                raise DriverError(msg)
+            try:
+                _send_back(driver, record, fallback, url)
+            except GlassworkError as exc:
+                _release(driver, url, rest)
+                msg = (
+                    f"{exc}; redrive stopped after moving {len(moved)}: message {record.message_id} "
+                    f"and the ones after it stay in {dlq}"
+                )
+                raise DriverError(msg) from exc.__cause__
+            moved.add(record.message_id)
+        try:
+            with translated("DeleteMessage (redrive)", dlq):
+                driver.client.delete_message(QueueUrl=url, ReceiptHandle=record.receipt_handle)
+        except DriverError as exc:
+            _release(driver, url, rest)  # this one too: in both queues, it should show in both
+            msg = (
+                f"{exc}; redrive stopped after moving {len(moved)}: message {record.message_id} was "
+                f"sent back but not deleted from {dlq}, so it is in both queues now (delete it from "
+                f"{dlq}, or it will be redriven again); the ones after it stay there"
             )
-        failed = response.get("Failed", [])
-        if failed:
-            msg = f"could not delete {len(failed)} redriven messages from {url}: {failed}"
+            raise DriverError(msg) from exc.__cause__
+
+
+def _move_task(driver: SQSDriverInternals, source: SQSQueue, dlq_url: str) -> int | None:
+    """Redrive with SQS's own message move task; `None` when it cannot be used (then nothing moved)."""
+    client = driver.client
+    dlq = name_of_url(dlq_url)
+    try:
+        served = client.list_dead_letter_source_queues(QueueUrl=dlq_url).get("queueUrls", [])
+        if [name_of_url(url) for url in served] != [name_of_url(source.url)]:
+            return None  # shared, or not a DLQ in SQS's eyes: the task would send all to one queue, or fail
+        dlq_arn, source_arn = driver._queue_arn(dlq_url), driver._queue_arn(source.url)
+        latest = client.list_message_move_tasks(SourceArn=dlq_arn, MaxResults=1).get("Results", [])
+    except (ClientError, DriverError):
+        return None  # not offered here (moto: HTTP 500), or not allowed: the fallback needs less
+    except BotoCoreError as exc:
+        raise translate(exc, "ListMessageMoveTasks", dlq) from exc
+    if latest and latest[0].get("Status") in _MOVE_TASK_ACTIVE:
+        msg = f"a message move task is already running on dead-letter queue {dlq}: let it end, or cancel it"
+        raise DriverError(msg)
+    prior = latest[0].get("StartedTimestamp") if latest else None
+    try:
+        handle = client.start_message_move_task(SourceArn=dlq_arn, DestinationArn=source_arn)["TaskHandle"]
+    except ClientError:
+        return None  # refused, so not started
+    except BotoCoreError as exc:
+        msg = (
+            f"StartMessageMoveTask on {dlq} got no answer: a task may have started (see ListMessageMoveTasks)"
+        )
+        raise DriverError(msg) from exc
+    task = _finished_task(driver, dlq_arn=dlq_arn, handle=handle, prior=prior, destination=source_arn)
+    moved = int(task.get("ApproximateNumberOfMessagesMoved", 0))
+    status = task.get("Status", "")
+    if status == "COMPLETED":
+        return moved
+    reason = task.get("FailureReason") or status.lower()
+    msg = (
+        f"the message move task from {dlq} to {source.name} ended {status} after moving about "
+        f"{moved}: {reason}; the rest stay in {dlq}"
+    )
+    raise DriverError(msg)
+
+
+def _finished_task(
+    driver: SQSDriverInternals, *, dlq_arn: str, handle: str, prior: int | None, destination: str
+) -> ListMessageMoveTasksResultEntryTypeDef:
+    """Poll `ListMessageMoveTasks` until the task just started has ended."""
+    dlq = dlq_arn.rpartition(":")[2]
+    unseen = 0
+    while True:
+        try:
+            with translated("ListMessageMoveTasks", dlq):
+                response = driver.client.list_message_move_tasks(SourceArn=dlq_arn, MaxResults=10)
+        except DriverError as exc:
+            msg = (
+                f"the message move task on {dlq} was started, but its progress could not be read; it runs on"
+            )
+            raise DriverError(msg) from exc
+        task = _our_task(response.get("Results", []), handle, prior, destination)
+        if task is not None and task.get("Status") not in _MOVE_TASK_ACTIVE:
+            return task
+        unseen = unseen + 1 if task is None else 0
+        if unseen > _MOVE_TASK_UNSEEN_POLLS:
+            msg = (
+                f"the message move task started on {dlq} is not listed by ListMessageMoveTasks; it may run on"
+            )
             raise DriverError(msg)
+        time.sleep(_MOVE_TASK_POLL_SECONDS)
+
+
+def _our_task(
+    tasks: Sequence[ListMessageMoveTasksResultEntryTypeDef], handle: str, prior: int | None, destination: str
+) -> ListMessageMoveTasksResultEntryTypeDef | None:
+    """The task just started, among the newest ones; `None` while it is not listed.
+
+    While it runs it carries its handle (only a running task has one); once
+    ended, it is the newest task to `destination`, started after `prior`
+    (the start of the task that was newest before).
+    """
+    for task in tasks:
+        if task.get("TaskHandle") == handle:
+            return task
+    for task in tasks:  # newest first
+        started = task.get("StartedTimestamp", 0)
+        if not task.get("TaskHandle") and task.get("DestinationArn") == destination:
+            return task if prior is None or started > prior else None
+    return None
 
 
 def _dead_letter_entry(record: SQSRecord) -> DeadLetterEntry:
