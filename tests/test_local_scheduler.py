@@ -22,6 +22,7 @@ from glasswork import (
 )
 from glasswork.drivers.memory import MockQueueDriver
 from glasswork.drivers.sqlite import SQLiteQueueDriver
+from glasswork.errors import ThrottledError
 from glasswork.local import LocalLambdaContext, Poller
 from glasswork.local_scheduler import InProcessLease, LocalScheduler, TickLease, scheduled_event
 
@@ -291,3 +292,33 @@ def test_the_poller_fires_due_ticks_between_batches_but_not_in_burst_mode() -> N
     assert max(pauses) <= 60.0  # an idle pause (up to 600 s here) never outlasts the next tick
     assert poller.run(burst=True).batches == 0
     assert len(runs) == 3
+
+
+class FlakyLease:
+    """A store that is busy (raises `ThrottledError`) the first `busy` times."""
+
+    def __init__(self, busy: int) -> None:
+        self.busy = busy
+        self.inner = InProcessLease()
+
+    def claim_tick(self, key: str, tick: float, owner: str) -> bool:
+        if self.busy:
+            self.busy -= 1
+            raise ThrottledError("database is locked")
+        return self.inner.claim_tick(key, tick, owner)
+
+
+def test_a_busy_lease_store_delays_the_tick_instead_of_losing_it(caplog: pytest.LogCaptureFixture) -> None:
+    calls = Calls()
+    scheduler = LocalScheduler(calls, {"report": "rate(1 minute)"}, lease=FlakyLease(busy=2))
+    wall = Wall()
+    scheduler.start(wall())
+
+    with caplog.at_level(logging.WARNING, logger="glasswork.scheduler"):
+        assert scheduler.run_pending(wall.advance(seconds=40)) == []  # 10:04:00 due; store busy
+        assert scheduler.run_pending(wall.advance(seconds=1)) == []  # busy again
+        [fired] = scheduler.run_pending(wall.advance(seconds=1))
+
+    assert (fired.tick, fired.fired) == (_at("2026-11-29T10:04:00"), True)
+    assert calls.times() == ["2026-11-29T10:04:00Z"]
+    assert caplog.text.count("could not claim the tick of 2026-11-29T10:04:00+00:00") == 2

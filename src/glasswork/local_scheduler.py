@@ -40,6 +40,7 @@ from typing import Final, Protocol, runtime_checkable
 
 import msgspec
 
+from glasswork.errors import DriverError
 from glasswork.schedule import CronSchedule, RateSchedule, parse_schedule
 
 __all__ = ["FiredTick", "InProcessLease", "LocalScheduler", "TickLease", "scheduled_event", "utc_now"]
@@ -184,13 +185,20 @@ class LocalScheduler:
             if tick is None or tick > now:
                 continue
             schedule = self.schedules[name]
-            following = schedule.next_after(now)
             skipped = _ticks_between(schedule, tick, now)
-            self._next[name] = following
-            done.append(self._fire(name, tick, skipped))
+            try:
+                claimed = self.lease.claim_tick(f"{self.namespace}:{name}", tick.timestamp(), self.owner)
+            except DriverError as exc:
+                # The tick stays planned: the next pass claims it again (the store may be busy).
+                _log.warning(
+                    "periodic job %s: could not claim the tick of %s: %s", name, tick.isoformat(), exc
+                )
+                continue
+            self._next[name] = schedule.next_after(now)
+            done.append(self._fire(name, tick, skipped, claimed=claimed))
         return done
 
-    def _fire(self, name: str, tick: datetime, skipped: int) -> FiredTick:
+    def _fire(self, name: str, tick: datetime, skipped: int, *, claimed: bool) -> FiredTick:
         if skipped:
             _log.warning(
                 "periodic job %s: %d tick%s after %s passed while the worker was busy and %s skipped",
@@ -200,7 +208,7 @@ class LocalScheduler:
                 tick.isoformat(),
                 "were" if skipped != 1 else "was",
             )
-        if not self.lease.claim_tick(f"{self.namespace}:{name}", tick.timestamp(), self.owner):
+        if not claimed:
             _log.debug("periodic job %s: tick %s claimed by another worker", name, tick.isoformat())
             return FiredTick(job_name=name, tick=tick, fired=False, skipped=skipped)
         _log.info("periodic job %s: firing the tick of %s", name, tick.isoformat())
