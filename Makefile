@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint typecheck typing pytest bench clean
+.PHONY: demo test lint typecheck typing pytest bench clean redis-server
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "make: $(PYTHON) not found; set PYTHON=python3.11 or newer" >&2; exit 2; }
@@ -30,17 +30,28 @@ typecheck: $(STAMP)
 typing: $(STAMP)
 	bash scripts/check-typing.sh
 
-pytest: $(STAMP)
+# The Redis tests and benchmarks run a real redis-server (started and stopped
+# by scripts/with-services.sh); a machine without one gets Debian's package.
+redis-server:
+	@command -v redis-server >/dev/null 2>&1 || { \
+	  echo "make: installing Debian's redis-server (the Redis tests run a real one)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get install -y -q redis-server >/dev/null 2>&1 || \
+	  { $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q redis-server >/dev/null; }; }
+	@redis-server --version
+
+pytest: $(STAMP) redis-server
 	bash scripts/with-services.sh $(BIN)/pytest -q
 
-test: lint typecheck typing
+test: lint typecheck typing redis-server
 	@if [ -f examples/sam/template.yaml ]; then $(BIN)/cfn-lint examples/sam/template.yaml; fi
 	bash scripts/with-services.sh $(BIN)/pytest -q
 
-bench: $(STAMP)
+bench: $(STAMP) redis-server
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	bash scripts/with-services.sh $(BIN)/python bench/run.py
 	$(BIN)/python bench/bench_local.py
+	bash scripts/with-services.sh $(BIN)/python bench/bench_redis.py
 	bash scripts/with-services.sh $(BIN)/python bench/reliability.py --seed 2026
 
 clean:

@@ -242,7 +242,7 @@ MISTAKES: dict[str, tuple[list[str], str]] = {
     "no-attribute": (["worker", "gw_cli_app:nope", "--queue", "URL"], "has no attribute 'nope'"),
     "not-a-module": (["worker", "gw_cli_app:not_a_module", "--queue", "URL"], "not a glasswork Module"),
     "no-colon": (["worker", "gw_cli_app", "--queue", "URL"], "module:attribute"),
-    "bad-scheme": (["stats", "--queue", "redis://127.0.0.1/0"], "unsupported queue URL"),
+    "bad-scheme": (["stats", "--queue", "amqp://127.0.0.1/0"], "unsupported queue URL"),
     "bad-sqlite-url": (["stats", "--queue", "sqlite://host/x.db"], "three slashes"),
     "sqlite-bad-queue": (["stats", "--queue", "sqlite:///x.db?queue=a b"], "bad queue name"),
     "sqlite-no-dir": (["stats", "--queue", "sqlite:///no/such/dir/x.db"], "does not exist"),
@@ -479,3 +479,43 @@ def test_sqs_queue_url_forms(
     finally:
         for name in [m for m in sys.modules if m.startswith("gw_cli_")]:
             del sys.modules[name]
+
+
+@pytest.mark.redis
+def test_every_command_on_a_redis_queue(
+    cwd: Path, redis_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"{redis_url}?queue=emails"
+    for job, payload in [("greet", '{"name": "Ada"}'), ("flaky", "null"), ("charge", "{}")]:
+        assert _run(capsys, "enqueue", "gw_cli_app:app", job, payload, "--queue", url)[0] == 0
+
+    code, _, err = _run(capsys, "worker", "gw_cli_app:app", "--queue", url, "--burst")
+    assert code == 0, err
+    assert "queue emails (redis driver)" in err
+    assert sorted(_runs()) == [("charge", 1), ("flaky", 1), ("flaky", 2), ("greet", 1)]
+
+    code, out, _ = _run(capsys, "stats", "--queue", url)
+    assert (code, out.splitlines()[1].split()) == (0, ["emails", "0", "0", "0", "1"])
+    code, out, _ = _run(capsys, "dlq", "list", "--queue", url, "--json")
+    assert code == 0
+    assert json.loads(out)["job_name"] == "charge"
+    code, out, _ = _run(capsys, "dlq", "redrive", "--queue", url, "--job", "charge")
+    assert (code, out) == (0, "redrove 1 dead letter of job charge to queue emails\n")
+
+
+@pytest.mark.parametrize(
+    ("url", "needle"),
+    [
+        ("redis://127.0.0.1:6379/x", "db"),
+        ("redis://127.0.0.1:6379/0?queue=a b", "queue"),
+        ("redis://127.0.0.1:6379/0?nope=1", "nope"),
+    ],
+)
+def test_bad_redis_urls_exit_2_with_one_line(
+    url: str, needle: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = _run(capsys, "stats", "--queue", url)
+
+    assert (code, out) == (2, "")
+    assert err.count("\n") == 1
+    assert needle in err

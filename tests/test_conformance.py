@@ -1,10 +1,10 @@
 """One driver conformance suite: the protocols of `glasswork.drivers.base`, run on every driver.
 
-The same tests run on the in-memory mock, the embedded SQLite queue and SQS
-(moto's server over real HTTP). They use only what the protocols promise, so
-nothing here waits on a clock: visibility is driven with `change_visibility`
-(0 releases a message, a long timeout hides it), which every backend applies
-at once.
+The same tests run on the in-memory mock, the embedded SQLite queue, SQS
+(moto's server over real HTTP) and Redis (a real redis-server). They use
+only what the protocols promise, so nothing here waits on a clock:
+visibility is driven with `change_visibility` (0 releases a message, a long
+timeout hides it), which every backend applies at once.
 """
 
 from __future__ import annotations
@@ -72,10 +72,24 @@ def _sqs(request: pytest.FixtureRequest, _tmp_path: Path) -> Iterator[Driver]:
     )
 
 
-_FACTORIES = {"memory": _memory, "sqlite": _sqlite, "sqs": _sqs}
+def _redis(request: pytest.FixtureRequest, _tmp_path: Path) -> Iterator[Driver]:
+    from glasswork.drivers.redis import RedisQueueDriver
+
+    with RedisQueueDriver(request.getfixturevalue("redis_url"), default_queue=QUEUE) as driver:
+        yield driver
 
 
-@pytest.fixture(params=["memory", "sqlite", pytest.param("sqs", marks=pytest.mark.sqs)])
+_FACTORIES = {"memory": _memory, "sqlite": _sqlite, "sqs": _sqs, "redis": _redis}
+
+
+@pytest.fixture(
+    params=[
+        "memory",
+        "sqlite",
+        pytest.param("sqs", marks=pytest.mark.sqs),
+        pytest.param("redis", marks=pytest.mark.redis),
+    ]
+)
 def driver(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Driver]:
     yield from _FACTORIES[request.param](request, tmp_path)
 

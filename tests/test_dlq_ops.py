@@ -1,11 +1,12 @@
 """Dead-letter operations: `dlq list --json/--detail/--job`, `dlq redrive --job/--limit/--dry-run`.
 
-The driver API runs against the memory, SQLite and SQS drivers (SQS on the
-moto server over real HTTP, marked `sqs`); the command line against SQLite
-and SQS (`--endpoint-url`). moto 5.2 does not implement SQS's message move
-task (`StartMessageMoveTask` answers HTTP 500), so against moto `redrive`
-takes its fallback; the tests of the task itself answer its two requests
-with a `before-send` hook, SQS-shaped, which real botocore parses (each says so).
+The driver API runs against the memory, SQLite, SQS and Redis drivers (SQS on
+the moto server over real HTTP, marked `sqs`; Redis on a real redis-server,
+marked `redis`); the command line against SQLite and SQS (`--endpoint-url`).
+moto 5.2 does not implement SQS's message move task (`StartMessageMoveTask`
+answers HTTP 500), so against moto `redrive` takes its fallback; the tests of
+the task itself answer its two requests with a `before-send` hook, SQS-shaped,
+which real botocore parses (each says so).
 """
 
 from __future__ import annotations
@@ -84,13 +85,25 @@ def sqs_driver(client: SQSClient, urls: dict[str, str]) -> SQSQueueDriver:
     return SQSQueueDriver({QUEUE: urls[QUEUE]}, client, default_queue=QUEUE)
 
 
-@pytest.fixture(params=["memory", "sqlite", pytest.param("sqs", marks=pytest.mark.sqs)])
+@pytest.fixture(
+    params=[
+        "memory",
+        "sqlite",
+        pytest.param("sqs", marks=pytest.mark.sqs),
+        pytest.param("redis", marks=pytest.mark.redis),
+    ]
+)
 def driver(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Driver]:
     if request.param == "memory":
         yield MockQueueDriver()
     elif request.param == "sqlite":
         with SQLiteQueueDriver(tmp_path / "queue.db", default_queue=QUEUE) as sqlite:
             yield sqlite
+    elif request.param == "redis":
+        from glasswork.drivers.redis import RedisQueueDriver
+
+        with RedisQueueDriver(request.getfixturevalue("redis_url"), default_queue=QUEUE) as redis:
+            yield redis
     else:
         client = sqs_client(request.getfixturevalue("moto_reset"))
         yield sqs_driver(client, make_sqs_queues(client))

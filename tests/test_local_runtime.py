@@ -337,6 +337,7 @@ def test_a_version_1_queue_file_is_upgraded_in_place(tmp_path: Path) -> None:
     conn = sqlite3.connect(path)
     conn.execute("DROP INDEX glasswork_dead_letters_message")
     conn.execute("DROP TABLE glasswork_schedule_ticks")
+    conn.execute("DROP TABLE glasswork_meta")
     conn.execute("PRAGMA user_version = 1")
     conn.commit()
     conn.close()
@@ -347,7 +348,7 @@ def test_a_version_1_queue_file_is_upgraded_in_place(tmp_path: Path) -> None:
     names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     conn.close()
-    assert {"glasswork_dead_letters_message", "glasswork_schedule_ticks"} <= names
+    assert {"glasswork_dead_letters_message", "glasswork_schedule_ticks", "glasswork_meta"} <= names
     assert version == 2
 
 
@@ -425,3 +426,45 @@ def test_sqlite_from_url_returns_the_driver_with_its_queue(tmp_path: Path) -> No
         result = JobService(driver, default_queue=driver.default_queue).enqueue(JOB, None)
         assert driver.counts("emails").visible == 1
     assert result.job_id
+
+
+# --- found by the Redis driver's differential test ---------------------------------
+
+
+def test_a_handle_from_before_a_redrive_stays_stale(tmp_path: Path) -> None:
+    """SQLite reused the row id on redrive, so an old handle matched the redriven message again."""
+    from glasswork.drivers.base import DeadLetterInfo
+
+    clock = Clock()
+    with SQLiteQueueDriver(tmp_path / "q.db", clock=clock) as driver:
+        driver.enqueue(JobMessage(job_name="j", payload=None, job_id="1", delay_seconds=0))
+        [old] = driver.receive()
+        info = DeadLetterInfo(
+            reason="permanent_error", error_type="E", error_message="m", attempt=1, source_queue="q"
+        )
+        driver.dead_letter(old, info)
+        assert driver.redrive() == 1
+        [again] = driver.receive()
+
+        assert again.message_id == old.message_id
+        assert again.receipt_handle != old.receipt_handle
+        assert driver.delete([old]) == [old.message_id]  # stale: deletes nothing
+        assert driver.counts().in_flight == 1
+        assert driver.delete([again]) == []
+
+
+def test_a_zero_visibility_receive_never_returns_a_message_twice(tmp_path: Path) -> None:
+    """With visibility 0, the refill after a redrive at receive picked the rows it had just claimed."""
+    clock = Clock()
+    with SQLiteQueueDriver(tmp_path / "q.db", clock=clock, max_receive_count=1) as driver:
+        driver.enqueue(JobMessage(job_name="j", payload=None, job_id="old", delay_seconds=0))
+        driver.receive(visibility_timeout=0)  # its one receive: the next one redrives it
+        for n in range(3):
+            driver.enqueue(JobMessage(job_name="j", payload=None, job_id=str(n), delay_seconds=0))
+
+        records = driver.receive(max_messages=10, visibility_timeout=0)
+
+        ids = [r.message_id for r in records]
+        assert len(ids) == len(set(ids)) == 3
+        assert {r.attributes.approximate_receive_count for r in records} == {"1"}
+        assert driver.counts().dead == 1

@@ -1,11 +1,13 @@
-"""Worker processes on one SQLite file: exclusive delivery, crash safety, clean shutdown.
+"""Worker processes on one queue: exclusive delivery, crash safety, clean shutdown.
 
-These start real `glasswork worker` processes, so they poll with deadlines
-instead of an injected clock.
+Each test runs on an SQLite file and on a real redis-server. These start real
+`glasswork worker` processes, so they poll with deadlines instead of an
+injected clock.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -14,12 +16,14 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from glasswork import JobService, define_job
+from glasswork.cli import open_queue
+from glasswork.drivers.redis import RedisQueueDriver
 from glasswork.drivers.sqlite import SQLiteQueueDriver
 
 pytestmark = pytest.mark.slow
@@ -27,6 +31,7 @@ pytestmark = pytest.mark.slow
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 APP = """
+import contextlib
 import itertools
 import json
 import os
@@ -64,15 +69,23 @@ WORK = define_job(name="work", handler=_noop)
 
 
 class Setup:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, url: str | None = None) -> None:
         self.root = root
         self.db = root / "queue.db"
-        self.url = f"sqlite:///{self.db}"
+        self.url = url or f"sqlite:///{self.db}"
         self.log = root / "runs.jsonl"
         (root / "procapp.py").write_text(APP)
 
+    @contextlib.contextmanager
+    def driver(self) -> Iterator[SQLiteQueueDriver | RedisQueueDriver]:
+        """The queue's driver, opened from its URL as the CLI opens it."""
+        driver, _ = open_queue(self.url)
+        assert isinstance(driver, SQLiteQueueDriver | RedisQueueDriver)
+        with driver:
+            yield driver
+
     def enqueue(self, count: int) -> list[str]:
-        with SQLiteQueueDriver(self.db) as driver:
+        with self.driver() as driver:
             service = JobService(driver)
             return [r.job_id for r in service.enqueue_batch([(WORK, {"n": n}) for n in range(count)])]
 
@@ -96,7 +109,7 @@ class Setup:
         return [json.loads(line) for line in self.log.read_text().splitlines() if line.strip()]
 
     def counts(self) -> tuple[int, int, int, int]:
-        with SQLiteQueueDriver(self.db) as driver:
+        with self.driver() as driver:
             c = driver.counts()
         return c.visible, c.in_flight, c.delayed, c.dead
 
@@ -120,8 +133,10 @@ def _finish(process: subprocess.Popen[str], timeout: float = 30) -> tuple[int, s
     return process.returncode, err
 
 
-@pytest.fixture
-def setup(tmp_path: Path) -> Setup:
+@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
+def setup(request: pytest.FixtureRequest, tmp_path: Path) -> Setup:
+    if request.param == "redis":
+        return Setup(tmp_path, request.getfixturevalue("redis_url"))
     return Setup(tmp_path)
 
 
@@ -204,7 +219,7 @@ def test_finding_1_two_workers_on_a_short_visibility_timeout_run_each_job_once(s
     function timeout now follows the queue's visibility timeout, so the time
     guard hands unstarted records back before they reappear.
     """
-    with SQLiteQueueDriver(setup.db) as driver:
+    with setup.driver() as driver:
         driver.configure_queue("default", visibility_timeout=2)
     job_ids = setup.enqueue(10)
     workers = [setup.worker("--burst", GW_PROC_SLEEP="0.6") for _ in range(2)]

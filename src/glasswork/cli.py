@@ -13,8 +13,8 @@ glasswork dlq redrive --queue URL [--job NAME] [--limit N] [--dry-run]
 `bootstrap_worker` returned: then its hooks, logger, services, limits and
 options run locally exactly as on Lambda (the current directory is put on
 `sys.path`, as uvicorn does). Queue URLs: `sqlite:///path.db[?queue=name]`
-(relative path; four slashes for an absolute one) and SQS queue URLs, with
-`--endpoint-url` for a local SQS server.
+(relative path; four slashes for an absolute one), `redis://HOST:PORT/DB[?queue=name]`
+(`rediss://` for TLS) and SQS queue URLs, with `--endpoint-url` for a local SQS server.
 
 Exit codes: 0 success; 2 a user mistake (one line on stderr, no traceback);
 1 any other failure. The worker stops on SIGINT/SIGTERM after the batch in
@@ -131,7 +131,7 @@ def _parser() -> _Parser:
         "--queue",
         required=True,
         metavar="URL",
-        help="sqlite:///path.db[?queue=name] or an SQS queue URL",
+        help="sqlite:///path.db[?queue=name], redis://HOST:PORT/DB[?queue=name] or an SQS queue URL",
     )
     queue.add_argument(
         "--endpoint-url",
@@ -347,11 +347,32 @@ def open_queue(
         return driver, driver.default_queue
     if parts.scheme in {"http", "https"}:
         return _open_sqs(url, endpoint_url)
+    if parts.scheme in {"redis", "rediss"}:
+        return _open_redis(url)
     msg = (
-        f"unsupported queue URL {url!r}: expected sqlite:///path.db[?queue=name] "
-        "or an SQS queue URL (https://sqs.REGION.amazonaws.com/ACCOUNT/NAME)"
+        f"unsupported queue URL {url!r}: expected sqlite:///path.db[?queue=name], "
+        "redis://HOST:PORT/DB[?queue=name] or an SQS queue URL "
+        "(https://sqs.REGION.amazonaws.com/ACCOUNT/NAME)"
     )
     raise UsageError(msg)
+
+
+def _open_redis(url: str) -> tuple[QueueDriver, str]:
+    from glasswork.errors import DriverError, InvalidQueueURLError  # noqa: PLC0415  # lazy
+
+    try:
+        from glasswork.drivers.redis import RedisQueueDriver  # noqa: PLC0415  # redis is optional
+    except ImportError as exc:
+        msg = f"Redis queues need the redis client (pip install 'glasswork[redis]'): {exc}"
+        raise UsageError(msg) from None
+    try:
+        driver = RedisQueueDriver.from_url(url)
+    except InvalidQueueURLError as exc:
+        raise UsageError(str(exc)) from None
+    except DriverError as exc:
+        msg = f"cannot open queue {url!r}: {exc}"
+        raise UsageError(msg) from None
+    return driver, driver.default_queue
 
 
 def _open_sqs(url: str, endpoint_url: str | None) -> tuple[QueueDriver, str]:

@@ -144,6 +144,9 @@ _SCHEMA: Final = (
     "CREATE INDEX IF NOT EXISTS glasswork_dead_letters_queue ON glasswork_dead_letters (queue, id)",
     # Since version 2: tells a delete whose message this receive dead-lettered from a stale one.
     "CREATE INDEX IF NOT EXISTS glasswork_dead_letters_message ON glasswork_dead_letters (message_id)",
+    # Since version 2: the highest row id a dead-lettered message had, so that a redrive
+    # never gives a message a row id it had before (its old receipt handles stay stale).
+    "CREATE TABLE IF NOT EXISTS glasswork_meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
     # Since version 2: the last tick of each periodic job that a worker claimed.
     """
     CREATE TABLE IF NOT EXISTS glasswork_schedule_ticks (
@@ -369,7 +372,7 @@ class SQLiteQueueDriver:
             msg = f"unknown parameter {unknown[0]!r} in sqlite queue URL {url!r} (only 'queue')"
             raise InvalidQueueURLError(msg)
         queues = params.get("queue", ["default"])
-        if len(queues) != 1 or not _QUEUE_NAME.match(queues[0]):
+        if len(queues) != 1 or not _QUEUE_NAME.fullmatch(queues[0]):
             msg = (
                 f"bad queue name in sqlite queue URL {url!r}: letters, digits, '-' and '_',"
                 " at most 80 characters, optionally ending in '.fifo'"
@@ -921,9 +924,14 @@ class SQLiteQueueDriver:
                 if config.fifo:
                     rows = self._fifo_candidates(conn, config, now, max_messages)
                 else:
-                    rows = conn.execute(
-                        _SELECT_STANDARD, (config.name, now, max_messages - len(claimed))
-                    ).fetchall()
+                    # Over-fetch by what this receive already claimed: with a visibility
+                    # timeout of 0 those rows are visible again and must not come back twice.
+                    taken = {row[0] for row in claimed}
+                    rows = [
+                        row
+                        for row in conn.execute(_SELECT_STANDARD, (config.name, now, max_messages)).fetchall()
+                        if row[0] not in taken
+                    ][: max_messages - len(claimed)]
                 fresh = [row for row in rows if row[9] < limit]
                 exceeded = [row for row in rows if row[9] >= limit]
                 if fresh:
@@ -993,6 +1001,7 @@ class SQLiteQueueDriver:
             ],
         )
         conn.executemany("DELETE FROM glasswork_messages WHERE id = ?", [(row[0],) for row in rows])
+        _mark_dead_row(conn, max(row[0] for row in rows))
 
     @staticmethod
     def _record(row: _Row, arn: str, now: float) -> SQSRecord:
@@ -1105,6 +1114,7 @@ class SQLiteQueueDriver:
                 ),
             )
             conn.execute(_DELETE, key)  # type: ignore[arg-type]  # row found => key is set
+            _mark_dead_row(conn, key[0])  # type: ignore[index]  # row found => key is set
 
     def change_visibility(self, changes: Sequence[VisibilityChange]) -> None:
         """Make received messages invisible for `seconds` more, counted from now.
@@ -1237,17 +1247,26 @@ class SQLiteQueueDriver:
             " WHERE queue = ?1 AND (?2 IS NULL OR job_name = ?2) ORDER BY id LIMIT ?3"
         )
         params = (name, job_name, -1 if limit is None else limit)  # LIMIT -1: no limit
-        insert = (
-            f"INSERT INTO glasswork_messages (queue, message_id, body, job_name, job_id, group_id,"  # noqa: S608  # constant SQL, values bound
-            " dedup_id, sent_at, visible_at)"
-            " SELECT queue, message_id, body, job_name, job_id, group_id, dedup_id, sent_at, ?4"
+        rows = (
+            "SELECT id, queue, message_id, body, job_name, job_id, group_id, dedup_id, sent_at"  # noqa: S608  # constant SQL, values bound
             f" FROM glasswork_dead_letters WHERE id IN ({selected}) ORDER BY id"
         )
-        delete = f"DELETE FROM glasswork_dead_letters WHERE id IN ({selected})"  # noqa: S608  # constant SQL, values bound
         with self._write(f"redrive the dead letters of queue {name!r}") as conn:
-            moved = conn.execute(insert, (*params, self._clock())).rowcount
-            conn.execute(delete, params)
-        return moved
+            now = self._clock()
+            dead = conn.execute(rows, params).fetchall()
+            # Row ids above any a dead-lettered message ever had: a receipt handle from
+            # before the dead-letter (row id, count, message id) can never match again.
+            (base,) = conn.execute(
+                "SELECT max(coalesce((SELECT max(id) FROM glasswork_messages), 0),"
+                " coalesce((SELECT value FROM glasswork_meta WHERE name = 'dead_row_max'), 0))"
+            ).fetchone()
+            conn.executemany(
+                "INSERT INTO glasswork_messages (id, queue, message_id, body, job_name, job_id,"
+                " group_id, dedup_id, sent_at, visible_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(base + n, *row[1:], now) for n, row in enumerate(dead, start=1)],
+            )
+            conn.executemany("DELETE FROM glasswork_dead_letters WHERE id = ?", [(row[0],) for row in dead])
+        return len(dead)
 
     def purge(self, queue: str | None = None) -> int:
         """Delete every message of a queue (not its dead letters) and forget its deduplication ids.
@@ -1301,6 +1320,15 @@ class SQLiteQueueDriver:
         return [str(r[0]) for r in rows]
 
 
+def _mark_dead_row(conn: sqlite3.Connection, rowid: int) -> None:
+    """Remember the highest row id a dead-lettered message had (see `redrive`)."""
+    conn.execute(
+        "INSERT INTO glasswork_meta (name, value) VALUES ('dead_row_max', ?)"
+        " ON CONFLICT (name) DO UPDATE SET value = max(value, excluded.value)",
+        (rowid,),
+    )
+
+
 def _dead_lettered(conn: sqlite3.Connection, key: tuple[int, int, str]) -> bool:
     """Whether the receive a handle stands for dead-lettered its message (so the delete is not stale).
 
@@ -1321,7 +1349,7 @@ def _check_delay(seconds: float) -> None:
 
 
 def _check_queue(name: str) -> None:
-    if not _QUEUE_NAME.match(name):
+    if not _QUEUE_NAME.fullmatch(name):
         msg = (
             f"invalid queue name {name!r}: letters, digits, '-' and '_', at most 80 characters,"
             " optionally ending in '.fifo'"
