@@ -2,11 +2,14 @@
 
 Each case runs a one-record (or FIFO) batch through `bootstrap_worker` with a
 `MockQueueDriver` and checks the disposition, the batch response, what the
-driver was asked to do and the hooks that fired, in order.
+driver was asked to do and the hooks that fired, in order. The worker's
+jitter is fixed at 1 (the top of the full-jitter range), so a backoff is its
+ceiling.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -26,9 +29,18 @@ from glasswork import (
     TransientJobError,
     WorkerHooks,
     bootstrap_worker,
+    classify_error,
+    decide_retry,
     define_job,
 )
-from glasswork.core import RetrySpec
+from glasswork.core import (
+    DEFAULT_BACKOFF,
+    DEFAULT_POLICY,
+    DeadLetter,
+    Retry,
+    RetrySpec,
+    backoff_delay,
+)
 from glasswork.errors import InvalidJobPayloadError, MalformedMessageError, UnknownJobError
 from glasswork.testing import FakeLambdaContext, job_body, sqs_event, sqs_record
 
@@ -49,10 +61,31 @@ def permanent(payload: Order, ctx: JobContext) -> None:
     raise PermanentJobError("order was cancelled")
 
 
+def value_error(payload: Order, ctx: JobContext) -> None:
+    raise ValueError("order 1 has no lines")
+
+
+def key_error(payload: Order, ctx: JobContext) -> None:
+    raise KeyError("sku-7")
+
+
+class RateLimitedError(TransientJobError, ValueError):
+    """A transient error of the application's own that is also a `ValueError`."""
+
+
+def rate_limited(payload: Order, ctx: JobContext) -> None:
+    raise RateLimitedError("slow down")
+
+
+def transient_job_error(payload: Order, ctx: JobContext) -> None:
+    raise TransientJobError("try again")
+
+
 @dataclass(frozen=True)
 class Row:
     handler: Callable[[Order, JobContext], None] = succeed
     retry: RetrySpec = None
+    permanent: tuple[type[BaseException], ...] = ()
     body: str = job_body("job", {"order_id": 1})
     attempt: int = 1
     disposition: str = "succeeded"
@@ -66,8 +99,15 @@ class Row:
 
 ROWS = {
     "handler returns: ack": Row(hooks=("start", "complete")),
-    "transient, attempt < max: retry with the queue's visibility timeout": Row(
-        handler=transient, attempt=3, disposition="failed", hooks=("start", "failed")
+    "transient, attempt < max: retry with the default backoff": Row(
+        handler=transient, attempt=3, disposition="failed", hooks=("start", "failed"), visibility=(8,)
+    ),
+    "transient, attempt < max, backoff=None: retry with the queue's visibility timeout": Row(
+        handler=transient,
+        retry=RetryPolicy(backoff=None),
+        attempt=3,
+        disposition="failed",
+        hooks=("start", "failed"),
     ),
     "transient, attempt >= max, dead: dead-letter with RetryExhaustedError": Row(
         handler=transient,
@@ -101,6 +141,69 @@ ROWS = {
         retry=RetryPolicy(dead=False),
         disposition="discarded",
         hooks=("start", "failed"),
+    ),
+    "permanent_errors match, dead: dead-letter now": Row(
+        handler=value_error,
+        permanent=(ValueError, KeyError),
+        disposition="dead_lettered",
+        hooks=("start", "failed", "dead_letter"),
+        reason="permanent_error",
+        error_type=ValueError,
+    ),
+    "permanent_errors match, retry=False: discard": Row(
+        handler=key_error,
+        retry=False,
+        permanent=(ValueError, KeyError),
+        disposition="discarded",
+        hooks=("start", "failed"),
+    ),
+    "permanent_errors match, dead=False: discard": Row(
+        handler=value_error,
+        retry=RetryPolicy(dead=False),
+        permanent=(ValueError,),
+        attempt=2,
+        disposition="discarded",
+        hooks=("start", "failed"),
+    ),
+    "permanent_errors: a subclass matches": Row(
+        handler=key_error,
+        permanent=(LookupError,),
+        disposition="dead_lettered",
+        hooks=("start", "failed", "dead_letter"),
+        reason="permanent_error",
+        error_type=KeyError,
+    ),
+    "permanent_errors: another error stays transient": Row(
+        handler=transient,
+        permanent=(ValueError, KeyError),
+        attempt=2,
+        disposition="failed",
+        hooks=("start", "failed"),
+        visibility=(4,),
+    ),
+    "permanent_errors: an explicit TransientJobError of a matching type stays transient": Row(
+        handler=rate_limited,
+        permanent=(ValueError,),
+        disposition="failed",
+        hooks=("start", "failed"),
+        visibility=(2,),
+    ),
+    "permanent_errors=(Exception,): a TransientJobError stays transient": Row(
+        handler=transient_job_error,
+        permanent=(Exception,),
+        disposition="failed",
+        hooks=("start", "failed"),
+        visibility=(2,),
+    ),
+    "permanent_errors: a transient error past max attempts is still exhausted": Row(
+        handler=transient,
+        retry=2,
+        permanent=(ValueError,),
+        attempt=2,
+        disposition="dead_lettered",
+        hooks=("start", "failed", "dead_letter"),
+        reason="retries_exhausted",
+        error_type=RetryExhaustedError,
     ),
     "body not JSON: dead-letter as poison, no hooks": Row(
         body="{not json",
@@ -139,6 +242,24 @@ ROWS = {
         hooks=("failed",),
         ran=False,
     ),
+    "payload fails the type, permanent_errors=(ValueError,): still invalid_payload": Row(
+        body=job_body("job", {"order_id": "one"}),
+        permanent=(ValueError,),
+        disposition="dead_lettered",
+        hooks=("failed", "dead_letter"),
+        reason="invalid_payload",
+        error_type=InvalidJobPayloadError,
+        ran=False,
+    ),
+    "poison body, permanent_errors=(ValueError,): still poison": Row(
+        body='{"jobName": "job", "payload": {"order_id": 1}, "jobId": 42}',
+        permanent=(ValueError,),
+        disposition="dead_lettered",
+        hooks=("dead_letter",),
+        reason="poison_message",
+        error_type=MalformedMessageError,
+        ran=False,
+    ),
     "job not registered, attempt < 25: retry, no hooks": Row(
         body=job_body("renamed_job", {"order_id": 1}), attempt=24, disposition="failed", ran=False
     ),
@@ -171,11 +292,13 @@ def test_decision_table_row(row: Row) -> None:
         return hook
 
     driver = MockQueueDriver()
+    job = define_job(
+        name="job", handler=handler, payload=Order, retry=row.retry, permanent_errors=row.permanent
+    )
     worker = bootstrap_worker(
-        module=Module(
-            name="app", jobs=[define_job(name="job", handler=handler, payload=Order, retry=row.retry)]
-        ),
+        module=Module(name="app", jobs=[job]),
         driver=driver,
+        jitter=lambda: 1.0,
         hooks=WorkerHooks(
             on_job_start=on("start"),
             on_job_complete=on("complete"),
@@ -259,6 +382,87 @@ def test_retry_delay_is_applied_through_the_driver(
     )
     assert response == {"batchItemFailures": [{"itemIdentifier": "m-1"}]}
     assert [(c.message_id, c.seconds) for c in driver.visibility_changes] == [("m-1", s) for s in expected]
+
+
+DEFAULT_DELAYS = {
+    # attempt n waits uniform(0, min(900, 2 * 2**(n-1))) seconds, rounded up; the 25th dead-letters
+    0.0: [0] * 24,
+    0.5: [1, 2, 4, 8, 16, 32, 64, 128, 256] + [450] * 15,
+    1.0: [2, 4, 8, 16, 32, 64, 128, 256, 512] + [900] * 15,
+}
+
+
+@pytest.mark.parametrize(
+    ("jitter", "expected"), DEFAULT_DELAYS.items(), ids=[f"jitter {j}" for j in DEFAULT_DELAYS]
+)
+def test_the_default_policy_backs_off_exponentially_with_full_jitter(
+    jitter: float, expected: list[int]
+) -> None:
+    policy = define_job(name="job", handler=transient).retry
+    assert policy == DEFAULT_POLICY
+    assert (policy.max_attempts, policy.dead, policy.backoff) == (25, True, DEFAULT_BACKOFF)
+
+    decisions = [
+        decide_retry(ConnectionError("down"), attempt=n, policy=policy, jitter=jitter, job_name="job")
+        for n in range(1, 26)
+    ]
+
+    assert [d.delay for d in decisions[:-1] if isinstance(d, Retry)] == expected
+    assert isinstance(decisions[-1], DeadLetter)
+    assert decisions[-1].reason == "retries_exhausted"
+
+
+def test_the_default_policy_spends_at_most_about_four_hours() -> None:
+    waits = [backoff_delay(DEFAULT_BACKOFF, n, 1.0) for n in range(1, DEFAULT_POLICY.max_attempts)]
+    assert sum(waits) == 14_522  # about 4 h at the ceiling, 2 h on average: far inside SQS's 4-day retention
+
+
+def test_a_default_retry_is_applied_through_the_driver() -> None:
+    driver = MockQueueDriver()
+    worker = bootstrap_worker(
+        module=Module(name="app", jobs=[define_job(name="job", handler=transient, payload=Order)]),
+        driver=driver,
+        jitter=lambda: 0.5,
+    )
+    records = [
+        sqs_record(job_body("job", {"order_id": n}), message_id=f"m-{n}", receive_count=n) for n in (1, 4, 12)
+    ]
+    worker(sqs_event(records))
+    assert [(c.message_id, c.seconds) for c in driver.visibility_changes] == [
+        ("m-1", 1),
+        ("m-4", 8),
+        ("m-12", 450),
+    ]
+
+
+CLASSIFIED = {
+    "plain error": (ValueError("x"), (), "transient"),
+    "PermanentJobError": (PermanentJobError("x"), (), "permanent"),
+    "InvalidJobPayloadError": (InvalidJobPayloadError("x", job_name="job"), (ValueError,), "permanent"),
+    "TransientJobError": (TransientJobError("x"), (), "transient"),
+    "listed type": (ValueError("x"), (KeyError, ValueError), "permanent"),
+    "subclass of a listed type": (KeyError("x"), (LookupError,), "permanent"),
+    "type not listed": (ConnectionError("x"), (ValueError,), "transient"),
+    "explicit TransientJobError of a listed type": (RateLimitedError("x"), (ValueError,), "transient"),
+    "TransientJobError under Exception": (TransientJobError("x"), (Exception,), "transient"),
+    "CancelledError under BaseException": (asyncio.CancelledError(), (BaseException,), "permanent"),
+}
+
+
+@pytest.mark.parametrize(("error", "permanent", "kind"), CLASSIFIED.values(), ids=CLASSIFIED.keys())
+def test_classify_error_and_decide_retry_agree_on_permanent_errors(
+    error: BaseException, permanent: tuple[type[BaseException], ...], kind: str
+) -> None:
+    assert classify_error(error, permanent) == kind
+    assert classify_error(error, permanent=permanent) == kind
+    if not permanent:
+        assert classify_error(error) == kind  # the one-argument call of before
+    decision = decide_retry(error, attempt=1, policy=DEFAULT_POLICY, permanent=permanent)
+    assert isinstance(decision, Retry) == (kind == "transient")
+    if kind == "permanent":
+        assert isinstance(decision, DeadLetter)
+        reason = "invalid_payload" if isinstance(error, InvalidJobPayloadError) else "permanent_error"
+        assert (decision.reason, decision.error) == (reason, error)
 
 
 def test_fifo_group_stops_after_its_first_failure_and_others_go_on() -> None:

@@ -10,7 +10,9 @@ blocking happens); `ApproximateReceiveCount` 1-30 and a few odd strings.
 The payload's `act` makes a job succeed or raise each kind of error (plain
 `Exception`, `TransientJobError` with and without `retry_after`,
 `PermanentJobError`, `asyncio.CancelledError`), so the `def` and `async def`
-versions of a job behave alike.
+versions of a job behave alike. One job lists `permanent_errors=(Exception,)`:
+its plain errors are permanent, its `TransientJobError` stays transient and
+`CancelledError` (not an `Exception`) too.
 
 Each batch runs through `process_record` by hand (the baseline, as in
 `examples/compose_by_hand.py`) and through every worker shape: hooks none /
@@ -132,7 +134,7 @@ async def untyped_async(payload: Any, ctx: JobContext) -> None:
     behave(ctx, *untyped_act(payload))
 
 
-TYPED: Final = ("typed", "typed_once", "typed_soft")
+TYPED: Final = ("typed", "typed_once", "typed_soft", "typed_picky")
 UNTYPED: Final = ("untyped", "untyped_soft")
 NAMES: Final = TYPED + UNTYPED
 
@@ -150,6 +152,13 @@ def make_module(*, use_async: bool) -> Module:
         define_job(name="typed_once", handler=typed, payload=Task, retry=False),
         define_job(
             name="typed_soft", handler=typed, payload=Task, retry=RetryPolicy(max_attempts=2, dead=False)
+        ),
+        define_job(
+            name="typed_picky",
+            handler=typed,
+            payload=Task,
+            retry=RetryPolicy(max_attempts=4),
+            permanent_errors=(Exception,),
         ),
         define_job(name="untyped", handler=untyped, retry=RetryPolicy(max_attempts=3)),
         define_job(
@@ -718,6 +727,10 @@ def test_every_reachable_row_of_the_decision_table_in_every_shape() -> None:
             record("retry_after", job("untyped", "transient", retry_after=7.2)),
             record("retry_huge", job("typed", "transient", retry_after=1e300)),
             record("retry_cancel", job("untyped", "cancel")),
+            record("picky_raise", job("typed_picky", "raise"), count=2),
+            record("picky_transient", job("typed_picky", "transient"), count=2),
+            record("picky_cancel", job("typed_picky", "cancel"), count=3),
+            record("picky_exhausted", job("typed_picky", "transient"), count=4),
             record("exhausted_dead", job("typed", "transient"), count=3),
             record("exhausted_discard", job("typed_soft", "raise"), count=2),
             record("once_discard", job("typed_once", "cancel"), count="¹"),
@@ -740,7 +753,17 @@ def test_every_reachable_row_of_the_decision_table_in_every_shape() -> None:
         "retry_backoff": ("Retry", None, 2, "RuntimeError", None),
         "retry_after": ("Retry", None, 8, "TransientJobError", None),
         "retry_huge": ("Retry", None, 43_200, "TransientJobError", None),
-        "retry_cancel": ("Retry", None, None, "CancelledError", None),
+        "retry_cancel": ("Retry", None, 1, "CancelledError", None),  # the default backoff, jitter 0.5
+        "picky_raise": ("DeadLetter", "permanent_error", None, "RuntimeError", None),
+        "picky_transient": ("Retry", None, 2, "TransientJobError", None),
+        "picky_cancel": ("Retry", None, 4, "CancelledError", None),
+        "picky_exhausted": (
+            "DeadLetter",
+            "retries_exhausted",
+            None,
+            "RetryExhaustedError",
+            "TransientJobError",
+        ),
         "exhausted_dead": (
             "DeadLetter",
             "retries_exhausted",

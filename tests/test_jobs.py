@@ -20,6 +20,7 @@ from glasswork import (
     MockQueueDriver,
     Module,
     RetryPolicy,
+    TransientJobError,
     bootstrap_worker,
     define_job,
     define_periodic_job,
@@ -29,6 +30,10 @@ from glasswork.errors import ConfigurationError, ServiceError
 
 def _noop(payload: object, ctx: JobContext) -> None:
     pass
+
+
+class _ThrottledError(TransientJobError):
+    """A transient error of the application's own."""
 
 
 def job(name: str = "job", handler: Callable[[Any, JobContext], object] = _noop, **options: Any) -> Job[Any]:
@@ -159,7 +164,52 @@ def test_retry_is_normalized(retry: int | bool | None, expected: RetryPolicy) ->
     policy = job(retry=retry).retry
 
     assert policy == expected
-    assert policy.backoff is None
+    assert policy.backoff == Backoff(base=2, factor=2, max=900)  # exponential, full jitter, by default
+
+
+def test_backoff_none_keeps_the_queues_visibility_timeout() -> None:
+    assert job(retry=RetryPolicy(backoff=None)).retry.backoff is None
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ((), ()),
+        (ValueError, (ValueError,)),
+        ((ValueError, KeyError), (ValueError, KeyError)),
+        ([KeyError, ValueError, KeyError], (KeyError, ValueError)),
+        ((Exception, BaseException), (Exception, BaseException)),
+    ],
+)
+def test_permanent_errors_are_kept_as_a_tuple_of_classes(
+    given: type[BaseException] | tuple[type[BaseException], ...], expected: tuple[type[BaseException], ...]
+) -> None:
+    assert job(permanent_errors=given).permanent_errors == expected
+    periodic = define_periodic_job(
+        name="tick", handler=_noop, schedule="rate(5 minutes)", permanent_errors=given
+    )
+    assert periodic.permanent_errors == expected
+
+
+@pytest.mark.parametrize(
+    ("given", "needle"),
+    [
+        ((ValueError, "KeyError"), "holds 'KeyError', which is not an exception class"),
+        ((ValueError(),), "holds ValueError(), which is not an exception class"),
+        ((int,), "holds <class 'int'>, which is not an exception class"),
+        ("ValueError", "holds 'V', which is not an exception class"),
+        (42, "must be an exception class or a tuple of them, got int"),
+        ((TransientJobError,), "holds TransientJobError, a TransientJobError"),
+        ((ValueError, _ThrottledError), "holds _ThrottledError, a TransientJobError"),
+        ((KeyboardInterrupt,), "holds KeyboardInterrupt, which stops the process"),
+        ((SystemExit,), "holds SystemExit, which stops the process"),
+    ],
+)
+def test_permanent_errors_are_checked_at_definition(given: object, needle: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        job(name="charge", permanent_errors=given)
+    assert str(caught.value).startswith("job 'charge': ")
+    assert needle in str(caught.value)
 
 
 def test_retry_policy_is_kept_as_given() -> None:

@@ -205,7 +205,7 @@ def test_no_visibility_change_without_a_delay() -> None:
     def flaky(payload: object, ctx: JobContext) -> None:
         raise RuntimeError("flaky")
 
-    flaky_job = define_job(name="flaky", handler=flaky)
+    flaky_job = define_job(name="flaky", handler=flaky, retry=RetryPolicy(backoff=None))
     mock, service, handler = setup(flaky_job)
     service.enqueue(flaky_job, None)
 

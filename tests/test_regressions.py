@@ -696,6 +696,8 @@ def test_an_unreadable_sent_timestamp_still_gives_an_aware_enqueued_at(
 
 
 # --- bug 7: a cold start without a driver must not import boto3 --------------------------
+# Since issue 13 a job backs off by default and the redrive policy is checked at the first
+# failure, so the first failed record makes the driver (and loads boto3); successes never do.
 
 COLD_START = """
 import json
@@ -741,7 +743,12 @@ def _cold_env(tmp_path: Path) -> dict[str, str]:
 def test_a_cold_start_without_a_driver_does_not_import_boto3(
     tmp_path: Path, order_ids: list[int], failed: list[str]
 ) -> None:
-    """Bug 7: a 10-record batch with no driver given (no DLQ, no backoff needed) never imports boto3."""
+    """Bug 7: a 10-record batch of successes with no driver given never imports boto3.
+
+    A failed record needs the driver (its backoff, the redrive check): without
+    AWS settings that driver fails, which is logged, and the record is still
+    reported failed.
+    """
     event = sqs_event(
         sqs_record(
             job_body("job", {"order_id": order_id}, job_id=f"job-{n}"),
@@ -768,7 +775,8 @@ def test_a_cold_start_without_a_driver_does_not_import_boto3(
     result = json.loads(done.stdout)
     assert result["response"] == {"batchItemFailures": [{"itemIdentifier": i} for i in failed]}
     imported = [name for name in ("boto3", "botocore") if result[name]]
-    assert imported == [], f"the handler imported {imported}; its stderr: {done.stderr}"
+    if not failed:
+        assert imported == [], f"the handler imported {imported}; its stderr: {done.stderr}"
 
 
 # --- attacks found after the fix: numbers too big for a float, errors that cannot be printed -------

@@ -480,7 +480,13 @@ def test_run_job_invalid_payload_does_not_run_the_handler() -> None:
 @pytest.mark.parametrize(
     ("error", "attempt", "retry", "expected"),
     [
-        (ConnectionError("down"), 1, None, Retry(delay=None, error=ConnectionError("down"))),
+        (
+            ConnectionError("down"),
+            1,
+            RetryPolicy(backoff=None),
+            Retry(delay=None, error=ConnectionError("down")),
+        ),
+        (ConnectionError("down"), 3, None, "retry 8"),  # the default backoff, at the top of its jitter
         (TransientJobError("busy", retry_after=30), 2, 5, "retry 30"),
         (ConnectionError("down"), 3, RetryPolicy(max_attempts=5, backoff=Backoff(base=2, max=60)), "retry 8"),
         (ConnectionError("down"), 5, 5, "dead retries_exhausted"),

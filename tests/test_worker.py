@@ -7,6 +7,7 @@ import json
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any, cast
 
 import msgspec
 import pytest
@@ -18,6 +19,7 @@ from glasswork import (
     MockQueueDriver,
     Module,
     PermanentJobError,
+    RetryPolicy,
     TransientJobError,
     WorkerHooks,
     bootstrap_worker,
@@ -424,3 +426,183 @@ def test_enqueued_at_is_rfc3339_or_the_body_is_poison(enqueued_at: str, expected
         assert [d.reason for d in driver.dead_letters] == ["poison_message"]
     else:
         assert seen == [expected]
+
+
+# --- the redrive check: once per source queue, at its first failure ----------------------
+
+
+def _later(payload: Order, ctx: JobContext) -> None:
+    if payload.order_id < 0:
+        raise ConnectionError("database unreachable")
+
+
+REDRIVE_JOBS = (
+    define_job(name="send", handler=_later, payload=Order),  # 25 attempts
+    define_job(name="sync", handler=_later, payload=Order, retry=12),
+    define_job(name="quick", handler=_later, payload=Order, retry=3),
+    define_job(name="once", handler=_later, payload=Order, retry=False),
+    define_job(name="plain", handler=_later, payload=Order, retry=RetryPolicy(max_attempts=25, backoff=None)),
+)
+
+
+class RedriveRecorder(MockQueueDriver):
+    """A `MockQueueDriver` whose queues redrive after `max_receive_count` receives; notes each check."""
+
+    def __init__(self, max_receive_count: int) -> None:
+        super().__init__()
+        self.max_receive_count = max_receive_count
+        self.checks: list[tuple[str, int]] = []
+
+    def check_redrive(self, queue_arn: str, max_attempts: int) -> str | None:
+        self.checks.append((queue_arn, max_attempts))
+        if max_attempts <= self.max_receive_count:
+            return None
+        return f"queue has maxReceiveCount={self.max_receive_count}, lower than max_attempts={max_attempts}"
+
+
+def _redrive_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "glasswork.worker"
+        and r.levelno == logging.WARNING
+        and "maxReceiveCount" in r.getMessage()
+    ]
+
+
+def test_the_redrive_check_waits_for_the_first_failure_of_each_queue(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    driver = RedriveRecorder(max_receive_count=10)
+    worker = bootstrap_worker(module=Module(name="app", jobs=list(REDRIVE_JOBS)), driver=driver)
+    remaining = [0]
+    lambda_context = FakeLambdaContext(lambda: remaining[0])
+
+    with caplog.at_level(logging.WARNING, logger="glasswork.worker"):
+        assert driver.checks == []  # bootstrap touched nothing
+        worker(sqs_event([sqs_record(body(1, "send"), message_id="ok")]))
+        worker(sqs_event([sqs_record(body(-1, "send"), message_id="late")]), lambda_context)  # deferred
+        assert driver.checks == []  # a success and a record not run touch nothing either
+        assert _redrive_warnings(caplog) == []
+
+        # `plain` retries at the queue's visibility timeout: no backoff, no dead letter, no driver
+        # needed for the record; the check runs all the same (SQS could redrive it first).
+        response = worker(sqs_event([sqs_record(body(-1, "plain"), message_id="m-1")]))
+        assert response == {"batchItemFailures": [{"itemIdentifier": "m-1"}]}
+        assert driver.visibility_changes == []
+        jobs_arn = "arn:aws:sqs:us-east-1:123456789012:jobs"
+        assert {arn for arn, _ in driver.checks} == {jobs_arn}
+        [warning] = _redrive_warnings(caplog)
+        assert "maxReceiveCount=10" in warning
+        assert "'plain' (25), 'send' (25), 'sync' (12)" in warning
+        assert "quick" not in warning
+        assert "once" not in warning
+
+        checked = len(driver.checks)
+        worker(sqs_event([sqs_record(body(-1, "send"), message_id="m-2", receive_count=2)]))
+        assert len(driver.checks) == checked  # once per source queue
+        assert len(_redrive_warnings(caplog)) == 1
+
+        worker(sqs_event([sqs_record(body(-1, "quick"), message_id="m-3", queue="reports")]))
+        reports_arn = "arn:aws:sqs:us-east-1:123456789012:reports"
+        assert {arn for arn, _ in driver.checks[checked:]} == {reports_arn}
+        assert len(_redrive_warnings(caplog)) == 2
+
+
+def test_no_redrive_warning_when_the_queue_allows_every_attempt(caplog: pytest.LogCaptureFixture) -> None:
+    driver = RedriveRecorder(max_receive_count=35)
+    worker = bootstrap_worker(module=Module(name="app", jobs=list(REDRIVE_JOBS)), driver=driver)
+    with caplog.at_level(logging.WARNING, logger="glasswork.worker"):
+        worker(sqs_event([sqs_record(body(-1, "send"), message_id="m-1")]))
+    assert driver.checks  # checked at the first failure
+    assert _redrive_warnings(caplog) == []
+
+
+def test_an_unreadable_redrive_policy_is_said_as_the_driver_says_it(caplog: pytest.LogCaptureFixture) -> None:
+    class Unreadable(MockQueueDriver):
+        def check_redrive(self, queue_arn: str, max_attempts: int) -> str | None:
+            return f"could not read the RedrivePolicy of {queue_arn} (AccessDenied)"
+
+    worker = bootstrap_worker(module=Module(name="app", jobs=list(REDRIVE_JOBS)), driver=Unreadable())
+    with caplog.at_level(logging.WARNING, logger="glasswork.worker"):
+        worker(sqs_event([sqs_record(body(-1, "send"), message_id="m-1")]))
+    warnings = [r.getMessage() for r in caplog.records if "RedrivePolicy" in r.getMessage()]
+    assert warnings == [
+        "could not read the RedrivePolicy of arn:aws:sqs:us-east-1:123456789012:jobs (AccessDenied)"
+    ]
+
+
+@pytest.fixture
+def moto_sqs(moto_reset: str) -> Any:
+    """A real boto3 SQS client on the moto server (real HTTP), without botocore's own retries."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "sqs",
+        region_name="us-east-1",
+        endpoint_url=moto_reset,
+        config=Config(retries={"total_max_attempts": 1}),
+    )
+
+
+def _queue(sqs: Any, name: str, *, dead_letter_arn: str | None = None, max_receive_count: int = 0) -> str:
+    attributes = {"VisibilityTimeout": "30"}
+    if dead_letter_arn is not None:
+        attributes["RedrivePolicy"] = json.dumps(
+            {"deadLetterTargetArn": dead_letter_arn, "maxReceiveCount": str(max_receive_count)}
+        )
+    url: str = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+    return url
+
+
+@pytest.mark.sqs
+def test_the_redrive_warning_against_sqs_fires_once_per_queue_at_the_first_failure(
+    moto_sqs: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    from glasswork import JobService
+    from glasswork.drivers.sqs import SQSQueueDriver
+
+    dlq = _queue(moto_sqs, "jobs-dlq")
+    dlq_arn = moto_sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    _queue(moto_sqs, "jobs", dead_letter_arn=dlq_arn, max_receive_count=10)
+    _queue(moto_sqs, "reports", dead_letter_arn=dlq_arn, max_receive_count=30)
+    calls: list[str] = []
+    moto_sqs.meta.events.register("before-call.sqs", lambda model, **_: calls.append(model.name))
+    driver = SQSQueueDriver(client=moto_sqs)
+    module = Module(name="app", jobs=list(REDRIVE_JOBS))
+
+    def run(queue: str, *order_ids: int) -> dict[str, object]:
+        service = JobService(driver, default_queue=queue)
+        for order_id in order_ids:
+            service.enqueue(REDRIVE_JOBS[0], Order(order_id=order_id))
+        records = driver.receive(queue, max_messages=10)
+        assert len(records) == len(order_ids)
+        del calls[:]
+        return worker(sqs_event(records))
+
+    with caplog.at_level(logging.WARNING, logger="glasswork.worker"):
+        worker = bootstrap_worker(module=module, driver=driver, jitter=lambda: 1.0)
+        assert calls == []  # bootstrap makes no request
+
+        assert run("jobs", 1, 2) == {"batchItemFailures": []}
+        assert calls == []  # successes: no redrive check (Lambda deletes them)
+        assert _redrive_warnings(caplog) == []
+
+        response = run("jobs", 3, -1)
+        assert len(cast("list[object]", response["batchItemFailures"])) == 1
+        assert "GetQueueAttributes" in calls  # the RedrivePolicy, read at the first failure
+        [warning] = _redrive_warnings(caplog)
+        assert "queue 'jobs' has RedrivePolicy maxReceiveCount=10" in warning
+        assert "'plain' (25), 'send' (25), 'sync' (12)" in warning
+        assert "'quick'" not in warning
+        assert "'once'" not in warning
+
+        run("jobs", -2)
+        assert "GetQueueAttributes" not in calls  # checked once per queue
+        assert len(_redrive_warnings(caplog)) == 1
+
+        run("reports", -3)
+        assert len(_redrive_warnings(caplog)) == 1  # 30 receives: above every job's attempts

@@ -1,7 +1,8 @@
 """glasswork: typed background jobs for AWS Lambda + SQS.
 
 Define jobs with `define_job`, group them in a `Module`, enqueue them with
-`JobService`, and export `bootstrap_worker(module=...)` as the Lambda handler.
+`JobService` (or, from async code, `AsyncJobService`), and export
+`bootstrap_worker(module=...)` as the Lambda handler.
 The same handler runs locally on the embedded SQLite queue (`glasswork worker`).
 A handler composed by hand needs nothing but this module: `process_record`,
 the outcome values it returns, and the worker-side driver protocol.
@@ -9,6 +10,7 @@ the outcome values it returns, and the worker-side driver protocol.
 
 from glasswork._jobs import JobRegistry, Module, define_job, define_periodic_job
 from glasswork._wire import EnqueueResult, JobExecution, JobMessage, SQSRecord
+from glasswork.async_service import AsyncJobService
 from glasswork.context import JobContext, LambdaContext, Services
 from glasswork.core import (
     Ack,
@@ -42,6 +44,7 @@ from glasswork.worker import WorkerHooks, bootstrap_worker
 
 __all__ = [
     "Ack",
+    "AsyncJobService",
     "Backoff",
     "DeadLetter",
     "DeadLetterInfo",

@@ -8,9 +8,9 @@ jobs (`define_job`), groups them (`Module`), checks a module tree once
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import msgspec
 
@@ -20,16 +20,19 @@ from glasswork.context import JobContext
 from glasswork.core import (
     Job,
     JobTable,
+    PermanentErrors,
     RetrySpec,
     normalize_retry,
 )
-from glasswork.errors import ConfigurationError, InvalidJobPayloadError
+from glasswork.errors import ConfigurationError, InvalidJobPayloadError, TransientJobError
 
 __all__ = ["Job", "JobRegistry", "Module", "build_message", "define_job", "define_periodic_job"]
 
 P = TypeVar("P")
 
 _NAME = re.compile(r"[A-Za-z0-9_.:\-/]{1,200}")
+_PASS_THROUGH: Final = (KeyboardInterrupt, SystemExit, GeneratorExit)
+"""What the pipeline never catches: naming one in `permanent_errors` could not take effect."""
 
 
 def define_job(
@@ -41,6 +44,7 @@ def define_job(
     queue: str | None = None,
     unique: Callable[[P], str] | None = None,
     group: Callable[[P], str] | None = None,
+    permanent_errors: type[BaseException] | Iterable[type[BaseException]] = (),
 ) -> Job[P]:
     """Define a job.
 
@@ -58,13 +62,24 @@ def define_job(
         unique: Payload -> deduplication key, used as the job id and as the
             FIFO `MessageDeduplicationId`.
         group: Payload -> FIFO `MessageGroupId` (default: queue or job name).
+        permanent_errors: Exception types (one, or several) that are
+            permanent for this job, subclasses included: dead-lettered at
+            once, or discarded with `retry=False` or `dead=False`, exactly as
+            a `PermanentJobError` (as Celery's `dont_autoretry_for` or
+            Dramatiq's `throws=`). A `TransientJobError` raised by the handler
+            stays transient even when its type matches one of them; errors
+            glasswork makes itself (poison, invalid payload) keep their rows.
 
     Returns:
         The job, typed by its payload so that `JobService.enqueue(job, wrong)`
         is a type error.
 
     Raises:
-        ConfigurationError: A bad name, handler or payload type.
+        ConfigurationError: A bad name, handler or payload type; or a
+            `permanent_errors` entry that is not an exception class, that is
+            a `TransientJobError` (the job would contradict itself), or that
+            is `KeyboardInterrupt`, `SystemExit` or `GeneratorExit` (they
+            stop the process and are never handled as a job failure).
     """
     if not isinstance(name, str) or not _NAME.fullmatch(name):
         msg = f"job name {name!r} must be 1-200 characters of letters, digits and _.:-/"
@@ -87,6 +102,7 @@ def define_job(
             "decode from JSON; use a msgspec Struct, a dataclass, a TypedDict or builtins"
         )
         raise ConfigurationError(msg)
+    permanent = _permanent_errors(name, permanent_errors)
     return Job(
         name=name,
         handler=handler,
@@ -96,9 +112,47 @@ def define_job(
         unique=unique,
         group=group,
         is_async=is_async_callable(handler),
+        permanent_errors=permanent,
         decoder=decoder,
         envelope_type=envelope_type,
     )
+
+
+def _permanent_errors(name: str, given: type[BaseException] | Iterable[object]) -> PermanentErrors:
+    """`define_job`'s `permanent_errors` as a tuple of exception classes, checked, in order, once each.
+
+    Raises:
+        ConfigurationError: An entry is not an exception class, or is one the
+            option cannot apply to (see `define_job`).
+    """
+    entries: list[object]
+    try:
+        entries = [given] if isinstance(given, type) else list(given)
+    except TypeError:
+        msg = (
+            f"job {name!r}: permanent_errors must be an exception class or a tuple of them, "
+            f"got {type(given).__name__}"
+        )
+        raise ConfigurationError(msg) from None
+    checked: dict[type[BaseException], None] = {}
+    for entry in entries:
+        if not isinstance(entry, type) or not issubclass(entry, BaseException):
+            msg = f"job {name!r}: permanent_errors holds {entry!r}, which is not an exception class"
+            raise ConfigurationError(msg)
+        if issubclass(entry, TransientJobError):
+            msg = (
+                f"job {name!r}: permanent_errors holds {entry.__name__}, a TransientJobError: "
+                "raising one always means 'retry'; list the permanent types only"
+            )
+            raise ConfigurationError(msg)
+        if issubclass(entry, _PASS_THROUGH):
+            msg = (
+                f"job {name!r}: permanent_errors holds {entry.__name__}, which stops the process "
+                "and is never handled as a job failure"
+            )
+            raise ConfigurationError(msg)
+        checked[entry] = None
+    return tuple(checked)
 
 
 def _envelope_type(name: str, payload: object) -> type[msgspec.Struct]:
@@ -157,6 +211,7 @@ def define_periodic_job(
     schedule: str,
     retry: RetrySpec = None,
     queue: str | None = None,
+    permanent_errors: type[BaseException] | Iterable[type[BaseException]] = (),
 ) -> Job[None]:
     """Define a job that runs on a schedule rather than being enqueued.
 
@@ -171,6 +226,9 @@ def define_periodic_job(
         schedule: An EventBridge expression: `rate(5 minutes)` or `cron(...)`.
         retry: As for `define_job` (used when the job is also enqueued).
         queue: As for `define_job`.
+        permanent_errors: As for `define_job` (on a scheduled run the error
+            is raised either way; it decides the outcome when the job is
+            also enqueued).
 
     Raises:
         ConfigurationError: The schedule is not an expression EventBridge
@@ -183,7 +241,14 @@ def define_periodic_job(
     except ConfigurationError as exc:
         msg = f"job {name!r}: {exc}"
         raise ConfigurationError(msg) from None
-    job = define_job(name=name, handler=handler, payload=None, retry=retry, queue=queue)
+    job = define_job(
+        name=name,
+        handler=handler,
+        payload=None,
+        retry=retry,
+        queue=queue,
+        permanent_errors=permanent_errors,
+    )
     return msgspec.structs.replace(job, schedule=parsed.expression)
 
 

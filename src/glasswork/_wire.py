@@ -27,6 +27,7 @@ __all__ = [
     "MAX_MESSAGE_BYTES",
     "MAX_NESTING",
     "NO_METADATA",
+    "TRACE_KEYS",
     "EnqueueResult",
     "JobEnvelope",
     "JobExecution",
@@ -66,6 +67,10 @@ too, so without a limit of its own whether a body of ~990 levels decodes
 would depend on who calls. 256 is far above any real payload and far below
 what any caller's stack leaves.
 """
+
+TRACE_KEYS: Final = ("traceparent", "tracestate")
+"""The W3C trace context keys a traced message carries: in its `metadata` on every driver, and as
+message attributes on SQS as well (see `glasswork.tracing`)."""
 
 _TOKENS: Final = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
 

@@ -17,6 +17,7 @@ The decision table (attempt = the record's `ApproximateReceiveCount`):
 | transient, attempt >= max, not dead      | `Discard("retries_exhausted")`                  |
 | permanent, dead                          | `DeadLetter("permanent_error")`                 |
 | permanent, not dead                      | `Discard("permanent_error")`                    |
+| error in the job's `permanent_errors`    | as permanent (a `TransientJobError` is not)     |
 | body not JSON / not a job message        | `DeadLetter("poison_message")`                  |
 | body nested deeper than `MAX_NESTING`    | `DeadLetter("poison_message")`                  |
 | payload fails the job's type             | as permanent, reason `"invalid_payload"`        |
@@ -25,11 +26,59 @@ The decision table (attempt = the record's `ApproximateReceiveCount`):
 | Lambda time nearly out                   | `Defer("time_budget")`, not run                 |
 | record without a usable `messageId`      | `Defer("unreadable_record")`, not reportable    |
 
-Whatever the handler raises is data, `asyncio.CancelledError` included: an
-error is permanent if it is a `PermanentJobError`, otherwise transient. Only
+Whatever the handler raises is data, `asyncio.CancelledError` included. Only
 `KeyboardInterrupt`, `SystemExit` and `GeneratorExit` pass through (the
 process is stopping; the record is neither deleted nor dead-lettered, so
-SQS redelivers it after its visibility timeout).
+SQS redelivers it after its visibility timeout). `classify_error` says which
+rows an error follows, first rule first:
+
+1. An error glasswork made itself keeps its row: a body that is not a job
+   message is poison, a payload that does not fit is `"invalid_payload"`, an
+   unknown job name is retried with the default policy.
+2. A `PermanentJobError` (subclasses included) is permanent.
+3. A `TransientJobError` (subclasses included) is transient, even when its
+   type is also one of the job's `permanent_errors`: raising it is the
+   handler saying "try again", the most specific statement there is.
+4. An instance of one of the job's `permanent_errors` (`define_job(...,
+   permanent_errors=(ValueError, KeyError))`, subclasses included) is
+   permanent: dead-lettered at once, or discarded when the job does not
+   dead-letter, exactly as a `PermanentJobError`.
+5. Anything else is transient.
+
+The default retry policy: 25 attempts, then dead-letter, with exponential
+backoff and full jitter, `Backoff(base=2 s, factor=2, max=900 s)`: the wait
+after attempt n is drawn uniformly from `[0, min(900, 2 * 2**(n-1))]`
+seconds and applied with `ChangeMessageVisibility`. Why these numbers:
+
+- 25 attempts is what glasswork for TypeScript does, so a job behaves the
+  same whichever side enqueued it. With this backoff they span about 2 hours
+  on average and 4 hours at most (the ceilings add up to 14,522 s: 1,022 s
+  for the nine doubling waits, then 15 waits of at most 900 s): long enough
+  to ride out a deploy, a failover or a throttled API, short enough that a
+  job whose dependency is gone for good reaches the DLQ the same day.
+- The 900 s cap is SQS's own ceiling for a message delay (`DelaySeconds`),
+  keeps a recovered dependency from waiting more than 15 minutes for its
+  jobs, and keeps the whole run far inside the queue's retention (4 days by
+  default; a message whose retention runs out is deleted by SQS, never
+  dead-lettered). A 12-hour cap, the most `ChangeMessageVisibility` allows,
+  would let 25 attempts take up to 5 days: past that retention.
+- The 2 s base retries a blip (a reset connection, one throttled call) at
+  once: the first wait is 0-2 s, the next 0-4 s. Full jitter (the AWS
+  Architecture Blog's "exponential backoff and jitter") spreads the retries
+  of a batch that failed together.
+- Peers: Celery retries 3 times, 180 s apart (`max_retries=3`,
+  `default_retry_delay=180`; `retry_backoff=True` gives exponential backoff
+  capped at 600 s with full jitter); Dramatiq retries 20 times, exponential
+  from 15 s to at most 7 days with jitter (25 to 46 days in all); RQ retries only
+  when asked (`Retry(max=..., interval=0)`); Powertools has no retry policy:
+  SQS redelivers after the visibility timeout until `maxReceiveCount`.
+
+The queue's `maxReceiveCount` must stay above every job's attempts, with a
+margin: SQS counts every receive, also those that ran nothing (a record
+deferred by the time guard or by its FIFO group, a crashed or timed-out
+invocation, a receive Lambda throttled). The example SAM template uses 35
+for the default 25 attempts; the worker warns, once per source queue at its
+first failure, when the queue allows fewer receives than a job's attempts.
 """
 
 from __future__ import annotations
@@ -67,6 +116,7 @@ from glasswork.errors import (
 )
 
 __all__ = [
+    "DEFAULT_BACKOFF",
     "DEFAULT_MAX_ATTEMPTS",
     "DEFAULT_OPTIONS",
     "DEFAULT_POLICY",
@@ -84,6 +134,7 @@ __all__ = [
     "Job",
     "JobTable",
     "Outcome",
+    "PermanentErrors",
     "RecordOptions",
     "RecordResult",
     "Retry",
@@ -129,13 +180,16 @@ def to_seconds(value: Duration) -> float:
 class Backoff(msgspec.Struct, frozen=True, kw_only=True):
     """Exponential backoff with full jitter: `uniform(0, min(max, base * factor**(n-1)))`.
 
+    `Backoff()` is the default policy's backoff (`DEFAULT_BACKOFF`; the
+    module docstring says why these numbers).
+
     Args:
         base: The first delay's ceiling (seconds or `timedelta`).
         factor: The growth factor per attempt.
         max: The ceiling of any delay; never above 12 hours.
     """
 
-    base: Duration = 1.0
+    base: Duration = 2.0
     factor: float = 2.0
     max: Duration = 900.0
 
@@ -146,6 +200,10 @@ class Backoff(msgspec.Struct, frozen=True, kw_only=True):
             raise ValueError(msg)
 
 
+DEFAULT_BACKOFF: Final = Backoff()
+"""The default delay between attempts: base 2 s, factor 2, at most 900 s, full jitter."""
+
+
 class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):
     """How often a job is tried and what happens when it keeps failing.
 
@@ -153,12 +211,14 @@ class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):
         max_attempts: Attempts before the job is dead-lettered or discarded.
         dead: Dead-letter when attempts run out (or on a permanent error);
             `False` discards instead (logged).
-        backoff: Delay between attempts; `None` keeps the queue's visibility timeout.
+        backoff: Delay between attempts, by default `DEFAULT_BACKOFF`
+            (exponential, full jitter); `None` keeps the queue's visibility
+            timeout (no `ChangeMessageVisibility`).
     """
 
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     dead: bool = True
-    backoff: Backoff | None = None
+    backoff: Backoff | None = DEFAULT_BACKOFF
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
@@ -177,8 +237,8 @@ def normalize_retry(retry: RetrySpec) -> RetryPolicy:
     """Turn `define_job`'s `retry` option into a `RetryPolicy`.
 
     `None` or `True`: 25 attempts then dead-letter. `n`: n attempts then
-    dead-letter (`n <= 0` behaves as `False`). `False`: one attempt, discard on
-    failure.
+    dead-letter (`n <= 0` behaves as `False`). Both back off with
+    `DEFAULT_BACKOFF`. `False`: one attempt, discard on failure.
     """
     if retry is None or retry is True:
         return DEFAULT_POLICY
@@ -195,6 +255,8 @@ def normalize_retry(retry: RetrySpec) -> RetryPolicy:
 # --- jobs -------------------------------------------------------------------------
 
 Handler: TypeAlias = Callable[[P, JobContext], object | Awaitable[object]]
+PermanentErrors: TypeAlias = tuple[type[BaseException], ...]
+"""Exception types a job treats as permanent (`define_job(permanent_errors=...)`)."""
 
 
 class Job(msgspec.Struct, Generic[P], frozen=True, kw_only=True):
@@ -211,6 +273,9 @@ class Job(msgspec.Struct, Generic[P], frozen=True, kw_only=True):
         group: Payload -> FIFO message group.
         schedule: For periodic jobs, an EventBridge `rate(...)`/`cron(...)` expression.
         is_async: Whether the handler is an `async def`.
+        permanent_errors: Exception types (subclasses included) that follow
+            the permanent rows, as a `PermanentJobError` does; a
+            `TransientJobError` stays transient (see `classify_error`).
         decoder: Decodes a JSON payload to `payload_type` (`None`: untyped).
         envelope_type: The body of this job as one Struct, tagged by `jobName`,
             so that a `JobTable` reads the body of any of its jobs in one decode.
@@ -225,6 +290,7 @@ class Job(msgspec.Struct, Generic[P], frozen=True, kw_only=True):
     group: Callable[[P], str] | None = None
     schedule: str | None = None
     is_async: bool = False
+    permanent_errors: PermanentErrors = ()
     decoder: msgspec.json.Decoder[P] | None = None
     envelope_type: type[msgspec.Struct] | None = None
 
@@ -326,9 +392,23 @@ _DEFER_UNREADABLE: Final = Defer(reason="unreadable_record")
 # --- decisions --------------------------------------------------------------------
 
 
-def classify_error(error: BaseException) -> ErrorKind:
-    """`"permanent"` for a `PermanentJobError` (subclasses included), else `"transient"`."""
-    return "permanent" if isinstance(error, PermanentJobError) else "transient"
+def classify_error(error: BaseException, permanent: PermanentErrors = ()) -> ErrorKind:
+    """Whether an error follows the permanent or the transient rows of the table.
+
+    Args:
+        error: What the handler raised.
+        permanent: The job's `permanent_errors` (default: none).
+
+    Returns:
+        `"permanent"` for a `PermanentJobError` (subclasses included), or for
+        an instance of one of `permanent` that is not a `TransientJobError`
+        (an explicit `TransientJobError` stays transient); else `"transient"`.
+    """
+    if isinstance(error, PermanentJobError):
+        return "permanent"
+    if permanent and isinstance(error, permanent) and not isinstance(error, TransientJobError):
+        return "permanent"
+    return "transient"
 
 
 def backoff_delay(backoff: Backoff, attempt: int, jitter: float) -> int:
@@ -339,14 +419,20 @@ def backoff_delay(backoff: Backoff, attempt: int, jitter: float) -> int:
     `backoff.max` nor 12 hours, and for a fixed jitter it never decreases as
     `attempt` grows.
     """
-    cap = min(to_seconds(backoff.max), MAX_DELAY_SECONDS)
-    base = to_seconds(backoff.base)
+    # Comparisons rather than to_seconds/min/max calls: with the default policy this runs for every retry.
+    given_cap, given_base = backoff.max, backoff.base
+    cap = given_cap.total_seconds() if isinstance(given_cap, timedelta) else given_cap
+    cap = MAX_DELAY_SECONDS if cap > MAX_DELAY_SECONDS else cap
+    base = given_base.total_seconds() if isinstance(given_base, timedelta) else given_base
     try:
-        ceiling = min(cap, base * backoff.factor ** max(attempt - 1, 0))
+        ceiling = base * float(backoff.factor) ** (attempt - 1 if attempt > 1 else 0)
     except OverflowError:
         ceiling = cap
-    jitter = 1.0 if math.isnan(jitter) else min(max(jitter, 0.0), 1.0)
-    return min(math.ceil(ceiling * jitter), int(cap))
+    ceiling = cap if ceiling > cap else ceiling
+    if not 0.0 <= jitter <= 1.0:  # out of range, or NaN
+        jitter = 1.0 if math.isnan(jitter) else 0.0 if jitter < 0.0 else 1.0
+    delay = math.ceil(ceiling * jitter)
+    return delay if delay <= cap else int(cap)
 
 
 def _retry_after(error: BaseException) -> float | None:
@@ -366,6 +452,7 @@ def decide_retry(
     policy: RetryPolicy,
     jitter: float = 1.0,
     job_name: str = "",
+    permanent: PermanentErrors = (),
 ) -> Decision:
     """Decide what becomes of a failed attempt.
 
@@ -375,14 +462,20 @@ def decide_retry(
         policy: The job's retry policy.
         jitter: A number in `[0, 1]` drawn by the caller, for full jitter.
         job_name: Named in a `RetryExhaustedError`.
+        permanent: The job's `permanent_errors`, as `classify_error` takes them.
 
     Returns:
         `Retry(delay)` while attempts remain for a transient error; otherwise
-        `DeadLetter` when the policy dead-letters, else `Discard`. A
+        `DeadLetter` when the policy dead-letters, else `Discard` (a
+        permanent error at once, reason `"permanent_error"`, or
+        `"invalid_payload"` for an `InvalidJobPayloadError`). A
         `retry_after` above 12 hours (infinity included) is clamped to 12
         hours; one that is not a number `>= 0` is ignored for the policy's backoff.
     """
-    if isinstance(error, PermanentJobError):
+    # `classify_error(error, permanent) == "permanent"`, inline: this runs for every failure.
+    if isinstance(error, PermanentJobError) or (
+        permanent and isinstance(error, permanent) and not isinstance(error, TransientJobError)
+    ):
         reason: DeadLetterReason = (
             "invalid_payload" if isinstance(error, InvalidJobPayloadError) else "permanent_error"
         )
@@ -648,7 +741,12 @@ def _finish(ctx: JobContext, error: BaseException, options: RecordOptions) -> Re
     """The result of a record whose handler raised `error`."""
     job: Job[Any] = ctx._job
     decision = decide_retry(
-        error, attempt=ctx._attempt, policy=job.retry, jitter=options.jitter(), job_name=job.name
+        error,
+        attempt=ctx._attempt,
+        policy=job.retry,
+        jitter=options.jitter(),
+        job_name=job.name,
+        permanent=job.permanent_errors,
     )
     return RecordResult(ctx._message_id, decision, ctx._attempt, ctx._group, job, ctx, True, ctx._record)
 

@@ -2,42 +2,33 @@
 
 from __future__ import annotations
 
-import logging
-import math
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime
-from typing import Final, TypeVar, overload
+from datetime import datetime
+from typing import TypeVar, overload
 
-import msgspec
-
-from glasswork._jobs import Job, build_message
+from glasswork._enqueue import (
+    EnqueuedHook,
+    batch_messages,
+    check_driver,
+    checked_message,
+    delay_until,
+    notify,
+    send_many,
+    send_one,
+    sent_pairs,
+    utcnow,
+)
+from glasswork._jobs import Job
 from glasswork._runtime import new_id
-from glasswork._wire import (
-    MAX_MESSAGE_BYTES,
-    EnqueueResult,
-    JobMessage,
-    delay_problem,
-    encode_message,
-)
-from glasswork.core import Duration, to_seconds
-from glasswork.drivers.base import ATTR_JOB_NAME, BatchQueueDriver, QueueDriver
-from glasswork.errors import (
-    BatchEnqueueError,
-    ConfigurationError,
-    DriverError,
-    GlassworkError,
-    PayloadTooLargeError,
-)
+from glasswork._wire import MAX_MESSAGE_BYTES, EnqueueResult, JobMessage
+from glasswork.core import Duration
+from glasswork.drivers.base import QueueDriver
+from glasswork.errors import BatchEnqueueError
+from glasswork.tracing import Tracing
 
 __all__ = ["JobService"]
 
 P = TypeVar("P")
-
-_log: Final = logging.getLogger("glasswork.service")
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class JobService:
@@ -56,6 +47,8 @@ class JobService:
             exception it raises is logged, not raised.
         clock: Returns the current time (timezone-aware); for tests.
         new_id: Makes a job id for jobs without a `unique` key; for tests.
+        tracing: Opens a span around each send and puts its context in the
+            message (`glasswork.otel.OpenTelemetryTracing`, the `otel` extra).
 
     Raises:
         ConfigurationError: `driver` is not a driver (no `name` and `enqueue`).
@@ -67,15 +60,17 @@ class JobService:
         *,
         default_queue: str | None = None,
         max_payload_bytes: int = MAX_MESSAGE_BYTES,
-        on_enqueued: Callable[[JobMessage, EnqueueResult], object] | None = None,
-        clock: Callable[[], datetime] = _utcnow,
+        on_enqueued: EnqueuedHook | None = None,
+        clock: Callable[[], datetime] = utcnow,
         new_id: Callable[[], str] = new_id,
+        tracing: Tracing | None = None,
     ) -> None:
-        _check_driver(driver)
+        check_driver(driver, "JobService")
         self.driver = driver
         self.default_queue = default_queue
         self.max_payload_bytes = max_payload_bytes
         self.on_enqueued = on_enqueued
+        self.tracing = tracing
         self._clock = clock
         self._new_id = new_id
 
@@ -95,25 +90,17 @@ class JobService:
             PayloadTooLargeError: The message is over `max_payload_bytes`.
             ValueError: A negative delay, or one over `MAX_ENQUEUE_DELAY_SECONDS` (365 days).
         """
-        seconds = 0 if delay is None else to_seconds(delay)
-        problem = delay_problem(seconds)
-        if problem is not None:
-            raise ValueError(problem)
-        message = build_message(
+        return checked_message(
             job,
             payload,
-            job_id=self._new_id(),
-            enqueued_at=self._clock(),
-            queue=queue or job.queue or self.default_queue,
+            delay=delay,
             metadata=metadata,
-            delay_seconds=math.ceil(seconds),
+            queue=queue,
+            default_queue=self.default_queue,
+            max_payload_bytes=self.max_payload_bytes,
+            clock=self._clock,
+            new_id=self._new_id,
         )
-        if job.unique is not None:
-            message = _with_job_id(message, job.unique(message.payload))  # type: ignore[arg-type]  # build_message converted it to P
-        size = len(encode_message(message)) + len(ATTR_JOB_NAME) + len("String") + len(job.name.encode())
-        if size > self.max_payload_bytes:
-            raise PayloadTooLargeError(actual_size=size, max_size=self.max_payload_bytes, job_name=job.name)
-        return message
 
     def enqueue(
         self,
@@ -142,14 +129,15 @@ class JobService:
             DriverError: The driver could not send it.
         """
         message = self.message(job, payload, delay=delay, metadata=metadata, queue=queue)
-        try:
-            result = self.driver.enqueue(message)
-        except GlassworkError:
-            raise
-        except Exception as exc:
-            msg = f"driver {self.driver.name!r} failed to enqueue job {job.name!r}: {exc}"
-            raise DriverError(msg) from exc
-        self._notify(message, result)
+        tracing = self.tracing
+        if tracing is None:
+            result = send_one(self.driver, message)
+        else:
+            with tracing.publish(self.driver, [message]) as span:
+                message = span.messages[0]
+                result = send_one(self.driver, message)
+                span.sent([result])
+        notify(self.on_enqueued, message, result)
         return result
 
     def enqueue_in(
@@ -174,9 +162,7 @@ class JobService:
         queue: str | None = None,
     ) -> EnqueueResult:
         """Enqueue a job to run at `at` (a naive time is taken as UTC; a past time runs now)."""
-        if at.tzinfo is None:
-            at = at.replace(tzinfo=UTC)
-        delay = max((at - self._clock()).total_seconds(), 0.0)
+        delay = delay_until(at, self._clock())
         return self.enqueue(job, payload, delay=delay, metadata=metadata, queue=queue)
 
     @overload
@@ -213,77 +199,21 @@ class JobService:
             InvalidJobPayloadError, PayloadTooLargeError: An item is invalid (nothing was sent).
             BatchEnqueueError: Some items were not sent; it lists them and the results of the rest.
         """
-        messages = [
-            item if isinstance(item, JobMessage) else self.message(item[0], item[1], metadata=metadata)
-            for item in items
-        ]
+        messages = batch_messages(items, lambda job, payload: self.message(job, payload, metadata=metadata))
         if not messages:
             return []
-        if isinstance(self.driver, BatchQueueDriver):
-            try:
-                results = self.driver.enqueue_batch(messages)
-            except BatchEnqueueError as partial:
-                by_id = {m.job_id: m for m in messages}
-                for result in partial.succeeded:
-                    if result.job_id in by_id:
-                        self._notify(by_id[result.job_id], result)
-                raise
-            except GlassworkError:
-                raise
-            except Exception as exc:
-                msg = f"driver {self.driver.name!r} failed to enqueue {len(messages)} jobs: {exc}"
-                raise DriverError(msg) from exc
-        else:
-            results = self._enqueue_each(messages)
-        for message, result in zip(messages, results, strict=True):
-            self._notify(message, result)
-        return results
-
-    def _enqueue_each(self, messages: list[JobMessage]) -> list[EnqueueResult]:
-        results: list[EnqueueResult] = []
-        failed: list[tuple[JobMessage, GlassworkError]] = []
-        for message in messages:
-            try:
-                results.append(self.driver.enqueue(message))
-            except GlassworkError as exc:
-                failed.append((message, exc))
-            except Exception as exc:  # noqa: BLE001  # reported per entry below
-                error = DriverError(f"driver {self.driver.name!r}: {exc}")
-                error.__cause__ = exc
-                failed.append((message, error))
-        if failed:
-            sent = [m for m in messages if all(m is not f for f, _ in failed)]
-            for message, result in zip(sent, results, strict=True):
-                self._notify(message, result)
-            raise BatchEnqueueError(succeeded=results, failed=failed)
-        return results
-
-    def _notify(self, message: JobMessage, result: EnqueueResult) -> None:
-        if self.on_enqueued is None:
-            return
         try:
-            self.on_enqueued(message, result)
-        except Exception:  # noqa: BLE001  # logged with its traceback; the job was sent
-            _log.exception("on_enqueued hook raised for job %s (%s)", message.job_name, result.job_id)
-
-
-def _with_job_id(message: JobMessage, job_id: object) -> JobMessage:
-    if not isinstance(job_id, str) or not job_id:
-        msg = f"job {message.job_name!r}: unique() must return a non-empty str, got {job_id!r}"
-        raise ValueError(msg)
-    return msgspec.structs.replace(message, job_id=job_id)
-
-
-def _check_driver(driver: object) -> None:
-    """Refuse what is not a driver at construction, naming what it is instead."""
-    if callable(getattr(driver, "enqueue", None)) and hasattr(driver, "name"):
-        return
-    kind = type(driver).__name__
-    hint = ""
-    if isinstance(driver, tuple):
-        hint = (
-            "; pass the driver itself (every driver's from_url returns the driver,"
-            " with the URL's queue as its default_queue)"
-        )
-    msg = f"JobService needs a queue driver (with name and enqueue()), got a {kind}{hint}"
-    raise ConfigurationError(msg)
+            if self.tracing is None:
+                results = send_many(self.driver, messages)
+            else:
+                with self.tracing.publish(self.driver, messages) as span:
+                    messages = list(span.messages)
+                    results = send_many(self.driver, messages)
+                    span.sent(results)
+        except BatchEnqueueError as partial:
+            for message, result in sent_pairs(messages, partial):
+                notify(self.on_enqueued, message, result)
+            raise
+        for message, result in zip(messages, results, strict=True):
+            notify(self.on_enqueued, message, result)
+        return results

@@ -17,6 +17,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
 from typing import Any, Final, TypeAlias, assert_never
 
@@ -56,14 +57,25 @@ from glasswork.errors import (
     ServiceError,
     UnknownJobError,
 )
+from glasswork.tracing import ProcessSpan, Tracing
 
-__all__ = ["BatchReport", "Disposition", "Settled", "Worker", "WorkerHooks", "bootstrap_worker"]
+__all__ = [
+    "BatchCallback",
+    "BatchReport",
+    "Disposition",
+    "Settled",
+    "Worker",
+    "WorkerHooks",
+    "bootstrap_worker",
+]
 
 _log: Final = logging.getLogger("glasswork.worker")
 
 StartHook: TypeAlias = Callable[[JobExecution, JobContext], object | Awaitable[object]]
 ErrorHook: TypeAlias = Callable[[JobExecution, JobContext, BaseException], object | Awaitable[object]]
 _HookCall: TypeAlias = tuple[Callable[..., object], tuple[object, ...]]
+BatchCallback: TypeAlias = Callable[[BatchReport], object]
+"""`on_batch(report)`: called after every SQS batch with how each record ended (see `glasswork.metrics`)."""
 _STOP: Final = (KeyboardInterrupt, SystemExit, GeneratorExit)
 
 
@@ -99,6 +111,18 @@ class WorkerHooks(msgspec.Struct, frozen=True, kw_only=True):
 _NOT_SQS: Final = object()
 
 
+class _NoSpan:
+    """The span of a record when tracing is off: records nothing."""
+
+    __slots__ = ()
+
+    def settled(self, done: Settled) -> None:
+        pass
+
+
+_UNTRACED: Final[AbstractContextManager[ProcessSpan]] = nullcontext(_NoSpan())
+
+
 class Worker:
     """A Lambda handler for a module tree; call it as `worker(event, context)`.
 
@@ -122,6 +146,8 @@ class Worker:
         logger: logging.Logger,
         max_body_bytes: int = MAX_MESSAGE_BYTES,
         log_payloads: bool = False,
+        tracing: Tracing | None = None,
+        on_batch: BatchCallback | None = None,
     ) -> None:
         self.registry = registry
         self.services = services
@@ -130,9 +156,13 @@ class Worker:
         self.time_margin_ms = time_margin_ms
         self.max_body_bytes = max_body_bytes
         self.log_payloads = log_payloads
+        self.tracing = tracing
+        self.on_batch = on_batch
         self._driver = driver
         self._driver_resolved = driver is not None
         self._given_driver = driver
+        name = getattr(driver, "name", None)
+        self._driver_name = name if isinstance(name, str) else None  # for spans: "sqlite", "redis", ...
         self._jitter = jitter
         self._log = logger
         self._use_loop = hooks.any_async() or any(j.is_async for j in registry.jobs.values())
@@ -201,12 +231,44 @@ class Worker:
             msg = f"expected an SQS event, but its records have eventSource {source!r}"
             raise InvalidEventError(msg)
         lambda_context = as_lambda_context(context)
+        on_batch = self.on_batch
+        every = every or on_batch is not None
         if self._use_loop:
             settled = thread_loop().run_until_complete(self._run_async(raw, lambda_context, every))
-        else:
+        elif self.tracing is None:
             settled = self._run_sync(raw, lambda_context, every)
+        else:
+            settled = self._run_sync_traced(raw, lambda_context, every, self.tracing)
         if settled:
+            if type(first) is not dict or first.get("eventSourceARN") not in self._checked_sources:
+                self._check_failed_sources(settled)  # Lambda never mixes queues: else done already
             self._apply_visibility(settled)
+        if on_batch is not None:
+            self._report_batch(on_batch, settled)
+        return settled
+
+    def _report_batch(self, on_batch: BatchCallback, settled: list[Settled]) -> None:
+        """Call `on_batch` with the whole batch; what it raises is logged and changes nothing."""
+        try:
+            on_batch(BatchReport(settled=settled))
+        except _STOP:
+            raise
+        except BaseException as exc:  # noqa: BLE001  # a batch callback never changes an outcome
+            self._hook_failed(on_batch, exc)
+
+    def _run_sync_traced(
+        self, raw: list[object], lambda_context: LambdaContext | None, every: bool, tracing: Tracing
+    ) -> list[Settled]:
+        """`_run_sync`, one record at a time, each inside its tracing span."""
+        driver_name = self._driver_name
+        blocked: set[str] = set()
+        settled: list[Settled] = []
+        for item in raw:
+            with tracing.process(item, driver_name) as span:
+                done = self._run_sync([item], lambda_context, True, blocked)[0]
+                span.settled(done)
+            if every or done.disposition != "succeeded":
+                settled.append(done)
         return settled
 
     def _options(self, lambda_context: LambdaContext | None) -> RecordOptions:
@@ -216,14 +278,19 @@ class Worker:
         return msgspec.structs.replace(self._record_options, lambda_context=lambda_context)
 
     def _run_sync(
-        self, raw: list[object], lambda_context: LambdaContext | None, every: bool
+        self,
+        raw: list[object],
+        lambda_context: LambdaContext | None,
+        every: bool,
+        blocked: set[str] | None = None,
     ) -> list[Settled]:
-        """Run the records one after another (see `_run_batch` for `every`)."""
+        """Run the records one after another (see `_run_batch` for `every`; `blocked`: FIFO groups)."""
         options = self._options(lambda_context)
         remaining = lambda_context.get_remaining_time_in_millis if lambda_context is not None else None
         jobs, run, clock = self.registry, self._run_sync_job, time.perf_counter
         debug = self._log.isEnabledFor(logging.DEBUG)
-        blocked: set[str] = set()
+        if blocked is None:
+            blocked = set()
         settled: list[Settled] = []
         on_complete = self.hooks.on_job_complete
         for item in raw:
@@ -278,25 +345,34 @@ class Worker:
             group = _record_group(item)
             lanes.setdefault(group if group is not None else index, []).append(index)
 
+        tracing, driver_name = self.tracing, self._driver_name
+
         async def run_lane(indexes: list[int]) -> None:
             for index in indexes:
                 async with semaphore:
-                    started = time.perf_counter()
-                    time_left = remaining() if remaining is not None else None
-                    result = await _run_record_async(
-                        raw[index], self.registry, self._run_async_job, blocked, time_left, options
-                    )
-                    call = self._after_run(result)
-                    if call is not None:
-                        await self._fire_async(*call)
-                    disposition = self._perform(result)
-                    call = self._after_perform(result, disposition)
-                    if call is not None:
-                        await self._fire_async(*call)
-                    duration = time.perf_counter() - started
-                    done = Settled(result=result, disposition=disposition, duration=duration)
+                    traced = tracing.process(raw[index], driver_name) if tracing is not None else _UNTRACED
+                    with traced as span:
+                        done = await run_one(index)
+                        span.settled(done)
                 self._settled(done, blocked)
                 settled[index] = done
+
+        async def run_one(index: int) -> Settled:
+            """One record: run it, fire its hooks, perform its outcome (the caller holds the semaphore)."""
+            started = time.perf_counter()
+            time_left = remaining() if remaining is not None else None
+            result = await _run_record_async(
+                raw[index], self.registry, self._run_async_job, blocked, time_left, options
+            )
+            call = self._after_run(result)
+            if call is not None:
+                await self._fire_async(*call)
+            disposition = self._perform(result)
+            call = self._after_perform(result, disposition)
+            if call is not None:
+                await self._fire_async(*call)
+            duration = time.perf_counter() - started
+            return Settled(result=result, disposition=disposition, duration=duration)
 
         await asyncio.gather(*(run_lane(indexes) for indexes in lanes.values()))
         return [done for done in settled if done is not None and (every or done.disposition != "succeeded")]
@@ -484,18 +560,62 @@ class Worker:
             self._check_redrive(driver, source_arn)
         return driver
 
+    def _check_failed_sources(self, settled: Sequence[Settled]) -> None:
+        """Check the redrive policy of each source queue once, at its first failed record.
+
+        A failure that needs no driver (a retry at the queue's visibility
+        timeout) is exactly when SQS may redrive a message before its last
+        attempt, so the check does not wait for a dead letter or a backoff.
+        Successes and deferred records never make the driver: a cold start
+        and a batch that succeeds touch neither boto3 nor the queue.
+        """
+        checked = self._checked_sources
+        for done in settled:
+            outcome_type = type(done.result.outcome)
+            if outcome_type is Ack or outcome_type is Defer:
+                continue
+            raw = done.result.raw
+            source = raw.get("eventSourceARN") if type(raw) is dict else done.result.record.event_source_arn
+            if type(source) is str and source and source not in checked:
+                self._driver_for(source)
+
     def _check_redrive(self, driver: WorkerDriver, arn: str) -> None:
+        """Warn when the source queue's `maxReceiveCount` is below a job's attempts, naming those jobs.
+
+        Asks the driver's `check_redrive(arn, attempts)` (a driver without it
+        has no redrive policy to check) for each distinct `max_attempts`,
+        largest first, until one fits; the SQS driver reads the policy once.
+        """
         check = getattr(driver, "check_redrive", None)
         if check is None:
             return
-        longest = max((j.retry.max_attempts for j in self.registry.jobs.values()), default=1)
+        by_attempts: dict[int, list[str]] = {}
+        for job in self.registry.jobs.values():
+            by_attempts.setdefault(job.retry.max_attempts, []).append(job.name)
+        over: list[str] = []
+        warning: str | None = None
         try:
-            warning = check(arn, longest)
+            unreadable = check(arn, 1)  # every queue allows a first receive: this says it cannot tell
+            if unreadable:
+                self._log.warning("%s", unreadable)
+                return
+            for attempts in sorted(by_attempts, reverse=True):
+                text = check(arn, attempts)
+                if not text:
+                    break
+                warning = warning or text
+                over += [f"{name!r} ({attempts})" for name in sorted(by_attempts[attempts])]
         except Exception as exc:  # noqa: BLE001  # a failed check must not fail the batch
             self._log.debug("could not check the redrive policy of %s: %s", arn, exc)
             return
         if warning:
-            self._log.warning("%s", warning)
+            self._log.warning(
+                "%s. Jobs whose max_attempts exceed it: %s. Leave a margin above the largest: a "
+                "record deferred by the time guard or by its FIFO group, a crashed invocation and a "
+                "throttled receive also count as receives",
+                warning,
+                ", ".join(over),
+            )
 
     def with_driver(self, driver: WorkerDriver) -> Worker:
         """This handler with another worker-side driver (dead letters and backoff).
@@ -515,6 +635,8 @@ class Worker:
             logger=self._log,
             max_body_bytes=self.max_body_bytes,
             log_payloads=self.log_payloads,
+            tracing=self.tracing,
+            on_batch=self.on_batch,
         )
 
     @property
@@ -669,6 +791,8 @@ def bootstrap_worker(
     logger: logging.Logger | None = None,
     max_body_bytes: int = MAX_MESSAGE_BYTES,
     log_payloads: bool = False,
+    tracing: Tracing | None = None,
+    on_batch: BatchCallback | None = None,
 ) -> Worker:
     """Check a module tree, start its services and return the Lambda handler.
 
@@ -690,6 +814,14 @@ def bootstrap_worker(
             without being decoded (SQS's own limit is 1 MiB).
         log_payloads: Add the payload (as JSON, cut to 2,000 characters) to
             outcome logs. Off by default: payloads may hold personal data.
+        tracing: Opens a span per record, in the trace the message carries
+            (`glasswork.otel.OpenTelemetryTracing`, the `otel` extra). `None`
+            (the default) costs nothing.
+        on_batch: Called after every SQS batch with its `BatchReport` (every
+            record, its outcome and duration), for metrics such as
+            `glasswork.metrics.EmbeddedMetrics`; what it raises is logged.
+            `None` (the default) costs nothing: successes are then not even
+            measured.
 
     Returns:
         The handler: `handler(event, context) -> dict`.
@@ -717,4 +849,6 @@ def bootstrap_worker(
         logger=logger or _log,
         max_body_bytes=max_body_bytes,
         log_payloads=log_payloads,
+        tracing=tracing,
+        on_batch=on_batch,
     )

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import msgspec
 
 from glasswork import (
     Ack,
+    AsyncJobService,
     Backoff,
     DeadLetter,
     Defer,
@@ -16,6 +18,7 @@ from glasswork import (
     Job,
     JobContext,
     JobExecution,
+    JobMessage,
     JobRegistry,
     JobService,
     MockQueueDriver,
@@ -29,10 +32,13 @@ from glasswork import (
     TransientJobError,
     WorkerHooks,
     bootstrap_worker,
+    classify_error,
+    decide_retry,
     define_job,
     define_periodic_job,
     process_record,
 )
+from glasswork.drivers.base import AsyncQueueDriver
 
 
 class Order(msgspec.Struct, frozen=True):
@@ -60,11 +66,20 @@ receipts: Job[Order] = define_job(
     payload=Order,
     retry=RetryPolicy(max_attempts=5, backoff=Backoff(base=timedelta(seconds=2), max=600)),
     unique=lambda order: f"receipt-{order.order_id}",
+    permanent_errors=(ValueError, KeyError),
 )
 cache: Job[dict[str, int]] = define_job(
-    name="refresh_cache", handler=refresh_cache, payload=dict[str, int], retry=3
+    name="refresh_cache", handler=refresh_cache, payload=dict[str, int], retry=3, permanent_errors=LookupError
 )
-periodic: Job[None] = define_periodic_job(name="nightly", handler=nightly, schedule="cron(0 3 * * ? *)")
+periodic: Job[None] = define_periodic_job(
+    name="nightly", handler=nightly, schedule="cron(0 3 * * ? *)", permanent_errors=[PermissionError]
+)
+listed: tuple[type[BaseException], ...] = receipts.permanent_errors
+kind: str = classify_error(ValueError("no lines"), receipts.permanent_errors)
+plain_kind: str = classify_error(ValueError("no lines"))
+decision = decide_retry(
+    KeyError("sku"), attempt=1, policy=receipts.retry, permanent=receipts.permanent_errors
+)
 
 
 def on_failed(job: JobExecution, ctx: JobContext, error: BaseException) -> None:
@@ -116,3 +131,39 @@ record_result: RecordResult = process_record(
 )
 group: str | None = record_result.group
 name: str = outcome_name(record_result.outcome)
+
+
+# --- enqueueing from async code -----------------------------------------------------
+
+
+async def enqueue_from_async_code() -> list[EnqueueResult]:
+    async with AsyncJobService(driver, default_queue="jobs", max_workers=4) as jobs:
+        one: EnqueueResult = await jobs.enqueue(receipts, Order(order_id=4, email="d@example.com"))
+        later_async: EnqueueResult = await jobs.enqueue_in(cache, {"a": 1}, timedelta(seconds=5))
+        at_async: EnqueueResult = await jobs.enqueue_at(cache, {"a": 1}, datetime(2030, 1, 1, tzinfo=UTC))
+        pairs: list[EnqueueResult] = await jobs.enqueue_batch([(cache, {"a": 1}), (cache, {"b": 2})])
+        messages: list[EnqueueResult] = await jobs.enqueue_batch(
+            [jobs.message(cache, {"a": 1}), jobs.message(receipts, Order(order_id=5, email="e@example.com"))]
+        )
+    closed: bool = jobs.closed
+    assert closed
+    return [one, later_async, at_async, *pairs, *messages]
+
+
+class NativeAsyncDriver:
+    """A driver with native async sends: `AsyncJobService` awaits them instead of using a thread."""
+
+    name = "native"
+
+    def enqueue(self, message: JobMessage) -> EnqueueResult:
+        return EnqueueResult(message_id="m", job_id=message.job_id)
+
+    async def enqueue_async(self, message: JobMessage) -> EnqueueResult:
+        return self.enqueue(message)
+
+    async def enqueue_batch_async(self, messages: Sequence[JobMessage]) -> list[EnqueueResult]:
+        return [self.enqueue(m) for m in messages]
+
+
+native: AsyncQueueDriver = NativeAsyncDriver()
+native_jobs = AsyncJobService(native)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
-from glasswork import JobContext, JobService, MockQueueDriver, Module, define_job
+from glasswork import AsyncJobService, JobContext, JobService, MockQueueDriver, Module, define_job
 
 
 class Order(msgspec.Struct):
@@ -26,3 +26,15 @@ Module(name="m", jobs=orders)  # E: jobs is a sequence of jobs
 message_id = service.enqueue(orders, Order(order_id=1)).message_idd  # E: no such attribute
 service.enqueue_batch([(orders, Order(order_id=1)), (orders, "two")])  # E: every payload must be an Order
 service.message(orders, {"order_id": 1})  # E: message checks its pair too
+define_job(name="odd", handler=handle, payload=Order, permanent_errors=(int,))  # E: int is not an exception
+define_job(name="odd2", handler=handle, payload=Order, permanent_errors="ValueError")  # E: a str is not one
+
+async_service = AsyncJobService(MockQueueDriver())
+
+
+async def enqueue_from_async_code() -> None:
+    await async_service.enqueue(orders, {"order_id": 1})  # E: a dict is not an Order, awaited too
+    await async_service.enqueue_in(orders, Order(order_id=1), "soon")  # E: a delay is seconds or a timedelta
+    await async_service.enqueue_batch([(orders, Order(order_id=1)), (orders, "two")])  # E: every payload
+    print((await async_service.enqueue(orders, Order(order_id=1))).message_idd)  # E: no such attribute
+    async_service.enqueue(orders, Order(order_id=1))  # E: a coroutine that is never awaited sends nothing

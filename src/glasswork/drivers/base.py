@@ -4,7 +4,8 @@ Three small sides, each a `typing.Protocol`, so a driver implements what it
 supports and nothing more:
 
 - `QueueDriver` (sending): `name` and `enqueue(message)`; optionally
-  `enqueue_batch(messages)` (`BatchQueueDriver`).
+  `enqueue_batch(messages)` (`BatchQueueDriver`), and optionally native
+  `async def enqueue_async` / `enqueue_batch_async` (`AsyncQueueDriver`).
 - `WorkerDriver` (what the Lambda handler needs): `dead_letter(record, info)`
   and `change_visibility(changes)`.
 - `ConsumingDriver` (what the local poller needs): `receive`, `delete`, `counts`.
@@ -30,6 +31,7 @@ __all__ = [
     "ATTR_JOB_NAME",
     "ATTR_REASON",
     "ATTR_SOURCE_QUEUE",
+    "AsyncQueueDriver",
     "BatchQueueDriver",
     "ConsumingDriver",
     "DeadLetterEntry",
@@ -132,6 +134,23 @@ class BatchQueueDriver(QueueDriver, Protocol):
         Raises:
             BatchEnqueueError: Some entries were not sent (lists which).
         """
+        ...
+
+
+@runtime_checkable
+class AsyncQueueDriver(QueueDriver, Protocol):
+    """A sending side with native async methods, which `AsyncJobService` awaits instead of using a thread.
+
+    They must not block the event loop; they follow `enqueue` and
+    `enqueue_batch` (same results, same errors).
+    """
+
+    async def enqueue_async(self, message: JobMessage) -> EnqueueResult:
+        """`enqueue`, awaited."""
+        ...
+
+    async def enqueue_batch_async(self, messages: Sequence[JobMessage]) -> list[EnqueueResult]:
+        """`enqueue_batch`, awaited; results in input order (`BatchEnqueueError` when some were not sent)."""
         ...
 
 

@@ -83,6 +83,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from glasswork._wire import (
     MAX_ENQUEUE_DELAY_SECONDS,
     MAX_MESSAGE_BYTES,
+    TRACE_KEYS,
     EnqueueResult,
     JobMessage,
     SQSRecord,
@@ -916,12 +917,24 @@ def _clean(text: str) -> str:
 
 
 def _job_attributes(message: JobMessage) -> dict[str, MessageAttributeValueTypeDef]:
-    return {ATTR_JOB_NAME: {"DataType": "String", "StringValue": message.job_name}}
+    """`JobName`, plus the W3C trace context (`traceparent`, `tracestate`) when the metadata has it."""
+    attributes: dict[str, MessageAttributeValueTypeDef] = {
+        ATTR_JOB_NAME: {"DataType": "String", "StringValue": message.job_name}
+    }
+    metadata = message.metadata
+    if metadata and "traceparent" in metadata:
+        for key in TRACE_KEYS:
+            value = metadata.get(key)
+            if value:
+                attributes[key] = {"DataType": "String", "StringValue": value}
+    return attributes
 
 
 def _entry_size(message: JobMessage) -> int:
     """Bytes a message counts towards SQS's request limit (body plus attributes)."""
     attributes = len(ATTR_JOB_NAME) + len("String") + len(message.job_name.encode())
+    if message.metadata and "traceparent" in message.metadata:
+        attributes += sum(len(k) + len("String") + len(message.metadata.get(k, "")) for k in TRACE_KEYS)
     return len(message.body.encode()) + attributes
 
 
