@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Type-check tests/typing/ against the built wheel, as a user's project would see it:
-# a fresh venv with only the wheel and mypy, and no access to src/.
+# a fresh venv with only the wheel, mypy and pydantic (a payload type in the files),
+# and no access to src/.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 venv="$here/.venv-typing"
@@ -13,7 +14,7 @@ if [ ! -x "$venv/bin/mypy" ]; then
   "$venv/bin/python" -m pip install --quiet mypy
 fi
 "$venv/bin/python" -m pip install --quiet --force-reinstall --no-deps "$dist"/glasswork-*.whl
-"$venv/bin/python" -m pip install --quiet "msgspec>=0.18.6" "typing-extensions>=4.8"
+"$venv/bin/python" -m pip install --quiet "msgspec>=0.18.6" "typing-extensions>=4.8" "pydantic>=2"
 work="$(mktemp -d)"
 trap 'rm -rf "$dist" "$work"' EXIT
 cp "$here"/tests/typing/*.py "$work/"

@@ -18,8 +18,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final, TypeAlias, TypeVar
 
-import msgspec
-
 from glasswork._jobs import Job, build_message
 from glasswork._wire import EnqueueResult, JobMessage, delay_problem, encode_message
 from glasswork.core import Duration, to_seconds
@@ -111,20 +109,11 @@ def checked_message(
         queue=queue or job.queue or default_queue,
         metadata=metadata,
         delay_seconds=math.ceil(seconds),
-    )
-    if job.unique is not None:
-        message = _with_job_id(message, job.unique(message.payload))  # type: ignore[arg-type]  # build_message converted it to P
+    )  # the job id is the `unique` key of the converted payload (a pydantic model too), if any
     size = len(encode_message(message)) + len(ATTR_JOB_NAME) + len("String") + len(job.name.encode())
     if size > max_payload_bytes:
         raise PayloadTooLargeError(actual_size=size, max_size=max_payload_bytes, job_name=job.name)
     return message
-
-
-def _with_job_id(message: JobMessage, job_id: object) -> JobMessage:
-    if not isinstance(job_id, str) or not job_id:
-        msg = f"job {message.job_name!r}: unique() must return a non-empty str, got {job_id!r}"
-        raise ValueError(msg)
-    return msgspec.structs.replace(message, job_id=job_id)
 
 
 def delay_until(at: datetime, now: datetime) -> float:

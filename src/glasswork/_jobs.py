@@ -3,30 +3,46 @@
 `Job` itself is a value of the core (`glasswork.core`); this module makes
 jobs (`define_job`), groups them (`Module`), checks a module tree once
 (`JobRegistry`) and validates a payload on the enqueue side (`build_message`).
+
+A payload type is anything msgspec converts JSON to, or a pydantic v2 model
+(`ModelPayload`). pydantic is never imported here: a program that defines a
+model has imported it already, so `sys.modules` tells whether a class can be one.
 """
 
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Generic, TypeGuard, TypeVar
 
 import msgspec
 
 from glasswork._runtime import is_async_callable
-from glasswork._wire import MAX_NESTING, JobMessage, nested_deeper_than
+from glasswork._wire import JSON_DECODER, MAX_NESTING, JobMessage, nested_deeper_than
 from glasswork.context import JobContext
 from glasswork.core import (
     Job,
     JobTable,
+    PayloadDecoder,
     PermanentErrors,
     RetrySpec,
     normalize_retry,
 )
 from glasswork.errors import ConfigurationError, InvalidJobPayloadError, TransientJobError
 
-__all__ = ["Job", "JobRegistry", "Module", "build_message", "define_job", "define_periodic_job"]
+__all__ = [
+    "Job",
+    "JobRegistry",
+    "ModelPayload",
+    "Module",
+    "build_message",
+    "define_job",
+    "define_periodic_job",
+    "encode_payload",
+    "model_json",
+]
 
 P = TypeVar("P")
 
@@ -51,8 +67,10 @@ def define_job(
     Args:
         name: The job's name on the wire; letters, digits and `_.:-/`.
         handler: Called as `handler(payload, ctx)`; `def` or `async def`.
-        payload: A msgspec Struct (or any type msgspec can convert to). The
-            worker converts the decoded JSON to it before the handler runs and
+        payload: A msgspec Struct (or any type msgspec can convert to), or a
+            pydantic v2 `BaseModel` (validated with `model_validate_json`;
+            sent as `model_dump_json` writes it, by alias). The worker
+            converts the JSON payload to it before the handler runs and
             dead-letters a message that does not fit. Without it the handler
             gets the decoded JSON as it is.
         retry: `None` (25 attempts, then dead-letter), an attempt count
@@ -87,19 +105,25 @@ def define_job(
     if not callable(handler):
         msg = f"job {name!r}: handler must be callable, got {type(handler).__name__}"
         raise ConfigurationError(msg)
-    decoder: msgspec.json.Decoder[Any] | None
+    model = ModelPayload[Any](payload) if _is_model(payload) else None
+    decoder: PayloadDecoder[Any] | None
     try:
-        decoder = msgspec.json.Decoder(payload) if payload is not None else None
-        envelope_type = _envelope_type(name, payload)
+        decoder = model or (msgspec.json.Decoder(payload) if payload is not None else None)
+        envelope_type = _envelope_type(name, payload, model)
         msgspec.json.Decoder(envelope_type)
     except TypeError as exc:
         msg = f"job {name!r}: payload type {payload!r} is not supported by msgspec: {exc}"
         raise ConfigurationError(msg) from exc
-    custom = _custom_type(payload) if payload is not None else None
+    custom = _custom_type(payload) if payload is not None and model is None else None
     if custom is not None:
+        hint = (
+            "a pydantic model is supported as the payload type itself only; wrap the rest in a model"
+            if _is_model(custom)
+            else "use a msgspec Struct, a dataclass, a TypedDict, a pydantic model or builtins"
+        )
         msg = (
             f"job {name!r}: payload type {payload!r} contains {custom!r}, which msgspec cannot "
-            "decode from JSON; use a msgspec Struct, a dataclass, a TypedDict or builtins"
+            f"decode from JSON; {hint}"
         )
         raise ConfigurationError(msg)
     permanent = _permanent_errors(name, permanent_errors)
@@ -155,7 +179,9 @@ def _permanent_errors(name: str, given: type[BaseException] | Iterable[object]) 
     return tuple(checked)
 
 
-def _envelope_type(name: str, payload: object) -> type[msgspec.Struct]:
+def _envelope_type(
+    name: str, payload: object, model: ModelPayload[Any] | None = None
+) -> type[msgspec.Struct]:
     """The body of job `name` as one Struct tagged by `jobName` (see `JobTable`).
 
     The other fields are those of `JobEnvelope`, typed alike, so a body
@@ -163,9 +189,19 @@ def _envelope_type(name: str, payload: object) -> type[msgspec.Struct]:
     apart as poison or an invalid payload). A decoded body holds only
     decoded JSON, which cannot form a cycle: it is not tracked by the
     garbage collector (`gc=False`).
+
+    For a pydantic model the payload is read as raw JSON and validated by
+    the Struct's `__post_init__` (`model_validate_json`, which parses JSON
+    faster than it validates decoded builtins), still within the table's
+    one decode; a payload that does not fit fails that decode, and the
+    two-step reading reports pydantic's error as an invalid payload.
     """
     fields: list[tuple[str, object] | tuple[str, object, object]] = [
-        ("payload", payload) if payload is not None else ("payload", Any, None),
+        ("payload", msgspec.Raw)
+        if model is not None
+        else ("payload", payload)
+        if payload is not None
+        else ("payload", Any, None),
         ("job_id", str, ""),
         ("enqueued_at", datetime | None, None),
         ("metadata", dict[str, str] | None, None),
@@ -180,7 +216,90 @@ def _envelope_type(name: str, payload: object) -> type[msgspec.Struct]:
         kw_only=True,
         gc=False,
         module=__name__,
+        namespace={"__post_init__": model.validate_body} if model is not None else None,
     )
+
+
+def _is_model(payload: object) -> TypeGuard[type[Any]]:
+    """Whether `payload` is a pydantic v2 model class; never imports pydantic."""
+    base = _pydantic_base()
+    return base is not None and isinstance(payload, type) and issubclass(payload, base)
+
+
+def _pydantic_base() -> type | None:
+    """`pydantic.BaseModel` if pydantic is imported (whoever defines a model has imported it), else `None`."""
+    base = getattr(sys.modules.get("pydantic"), "BaseModel", None)
+    return base if isinstance(base, type) else None
+
+
+def model_json(value: object) -> bytes | None:
+    """A pydantic model instance as JSON, as `ModelPayload` sends it; `None` for anything else.
+
+    JSON mode (`model_dump_json`, `round_trip=True`) writes datetimes, UUIDs
+    and decimals as strings, so the body is plain JSON; fields are named by
+    alias when the model validates by alias (pydantic's default), so what is
+    written is what `model_validate_json` reads. Serializer warnings are
+    off: what is written is validated next, which says what is wrong.
+    """
+    base = _pydantic_base()
+    if base is None or not isinstance(value, base):
+        return None
+    by_alias = value.model_config.get("validate_by_alias", True) is not False  # type: ignore[attr-defined]  # a BaseModel
+    text: str = value.model_dump_json(by_alias=by_alias, round_trip=True, warnings=False)  # type: ignore[attr-defined]  # a BaseModel
+    return text.encode()
+
+
+def encode_payload(job: Job[Any], payload: object) -> bytes:
+    """A payload as JSON for `job`: a model in JSON mode (`model_json`), else as msgspec encodes it.
+
+    Raises:
+        msgspec.EncodeError, TypeError, ValueError, RecursionError: The payload is not JSON.
+    """
+    if type(job.decoder) is ModelPayload:
+        raw = model_json(payload)
+        if raw is not None:
+            return raw
+    return msgspec.json.encode(payload)
+
+
+class ModelPayload(Generic[P]):
+    """The `PayloadDecoder` of a job whose payload is a pydantic model: `model_validate_json`.
+
+    Whatever validation raises is a payload that does not fit: pydantic's
+    `ValidationError` is a `ValueError` already, and any other exception
+    (a validator that raised `RuntimeError`, say) becomes one, so it
+    follows the invalid-payload row at enqueue and in the worker alike;
+    only `KeyboardInterrupt`, `SystemExit` and `GeneratorExit` pass.
+    """
+
+    __slots__ = ("model",)
+
+    def __init__(self, model: type[P]) -> None:
+        self.model = model
+
+    def decode(self, buf: bytes | str, /) -> P:
+        """Validate the JSON `buf` (bytes, str or `msgspec.Raw`) with the model.
+
+        Raises:
+            ValueError: The payload does not fit the model (pydantic's error text).
+        """
+        if type(buf) is not bytes and not isinstance(buf, str):
+            buf = bytes(buf)  # a msgspec.Raw: pydantic reads str, bytes and bytearray only
+        try:
+            value: P = self.model.model_validate_json(buf)  # type: ignore[attr-defined]  # a BaseModel
+        except (ValueError, *_PASS_THROUGH):
+            raise
+        except BaseException as exc:  # a validator's bug is the payload's failure, not the pipeline's
+            msg = f"{type(exc).__name__} while validating {self.model.__name__}: {exc}"
+            raise ValueError(msg) from exc
+        return value
+
+    def validate_body(self, body: msgspec.Struct) -> None:
+        """The `__post_init__` of the job's body Struct: replace its raw payload by the model."""
+        msgspec.structs.force_setattr(body, "payload", self.decode(body.payload))  # type: ignore[attr-defined]  # the body Struct's field
+
+    def __repr__(self) -> str:
+        return f"ModelPayload({self.model.__name__})"
 
 
 def _custom_type(payload: object) -> object | None:
@@ -372,13 +491,21 @@ def build_message(
 
     The payload is encoded and decoded with the job's own decoder, the exact
     path the worker takes, so what is accepted here is what the worker accepts
-    (a payload nested deeper than `MAX_NESTING` levels included).
+    (a payload nested deeper than `MAX_NESTING` levels included). The job id
+    is the job's `unique` key of the converted payload, when it has one.
+
+    For a pydantic model, the payload is a model instance (written in JSON
+    mode, `model_json`) or anything JSON-encodable that validates (a dict,
+    as from the command line); the message's `payload` is then the JSON
+    the worker will validate, as builtins (a dict), so that a driver and
+    `MockQueueDriver` see plain JSON.
 
     Raises:
         InvalidJobPayloadError: The payload cannot be encoded or does not fit the job's type.
+        ValueError: `unique` returned something else than a non-empty str.
     """
     try:
-        raw = msgspec.json.encode(payload)
+        raw = encode_payload(job, payload)
         if nested_deeper_than(raw):
             raise RecursionError
         value = job.decoder.decode(raw) if job.decoder is not None else payload
@@ -387,9 +514,14 @@ def build_message(
         msg = f"job {job.name!r}: invalid payload: {reason}"
         raise InvalidJobPayloadError(msg, job_name=job.name) from exc
     group_id = job.group(value) if job.group is not None else None
+    if job.unique is not None:
+        job_id = job.unique(value)
+        if not isinstance(job_id, str) or not job_id:
+            msg = f"job {job.name!r}: unique() must return a non-empty str, got {job_id!r}"
+            raise ValueError(msg)
     return JobMessage(
         job_name=job.name,
-        payload=value,
+        payload=JSON_DECODER.decode(raw) if type(job.decoder) is ModelPayload else value,
         job_id=job_id,
         queue=queue,
         metadata=dict(metadata) if metadata else {},

@@ -87,7 +87,7 @@ import math
 from collections.abc import Awaitable, Callable, Container, Iterable, Mapping
 from datetime import timedelta
 from types import MappingProxyType
-from typing import Any, Final, Generic, Literal, TypeAlias, TypeVar, Union
+from typing import Any, Final, Generic, Literal, Protocol, TypeAlias, TypeVar, Union
 
 import msgspec
 
@@ -134,6 +134,7 @@ __all__ = [
     "Job",
     "JobTable",
     "Outcome",
+    "PayloadDecoder",
     "PermanentErrors",
     "RecordOptions",
     "RecordResult",
@@ -154,6 +155,7 @@ __all__ = [
 ]
 
 P = TypeVar("P")
+P_co = TypeVar("P_co", covariant=True)
 
 DEFAULT_MAX_ATTEMPTS: Final = 25
 MAX_DELAY_SECONDS: Final = 43_200
@@ -259,6 +261,17 @@ PermanentErrors: TypeAlias = tuple[type[BaseException], ...]
 """Exception types a job treats as permanent (`define_job(permanent_errors=...)`)."""
 
 
+class PayloadDecoder(Protocol[P_co]):
+    """Converts a JSON payload to a job's type: a `msgspec.json.Decoder`, or a pydantic model's validator.
+
+    `decode` raises `ValueError` (or `RecursionError`) for a payload that does not fit.
+    """
+
+    def decode(self, buf: bytes | str, /) -> P_co:
+        """The payload `buf` (JSON) converted to the job's type."""
+        ...
+
+
 class Job(msgspec.Struct, Generic[P], frozen=True, kw_only=True):
     """A named unit of work. Made by `define_job`; enqueue it with `JobService`.
 
@@ -276,9 +289,13 @@ class Job(msgspec.Struct, Generic[P], frozen=True, kw_only=True):
         permanent_errors: Exception types (subclasses included) that follow
             the permanent rows, as a `PermanentJobError` does; a
             `TransientJobError` stays transient (see `classify_error`).
-        decoder: Decodes a JSON payload to `payload_type` (`None`: untyped).
+        decoder: Decodes a JSON payload to `payload_type` (`None`: untyped):
+            a `msgspec.json.Decoder`, or for a pydantic model a validator
+            calling `model_validate_json`.
         envelope_type: The body of this job as one Struct, tagged by `jobName`,
-            so that a `JobTable` reads the body of any of its jobs in one decode.
+            so that a `JobTable` reads the body of any of its jobs in one decode
+            (for a pydantic model, the Struct validates its raw payload as it
+            is decoded).
     """
 
     name: str
@@ -291,7 +308,7 @@ class Job(msgspec.Struct, Generic[P], frozen=True, kw_only=True):
     schedule: str | None = None
     is_async: bool = False
     permanent_errors: PermanentErrors = ()
-    decoder: msgspec.json.Decoder[P] | None = None
+    decoder: PayloadDecoder[P] | None = None
     envelope_type: type[msgspec.Struct] | None = None
 
     def __repr__(self) -> str:

@@ -26,7 +26,7 @@ from typing import Any, Generic, Literal, TypeAlias, TypeVar, assert_never
 
 import msgspec
 
-from glasswork._jobs import JobRegistry, Module
+from glasswork._jobs import JobRegistry, Module, encode_payload, model_json
 from glasswork._runtime import is_awaitable, thread_loop
 from glasswork._wire import (
     JSON_DECODER,
@@ -107,8 +107,9 @@ def job_body(
     Args:
         job: The job, or its name (any name: an unknown one tests deploy skew).
         payload: The payload; Structs, dataclasses and datetimes are converted
-            as msgspec encodes them. It is not validated, so an invalid payload
-            makes an `invalid_payload` body.
+            as msgspec encodes them, a pydantic model as `JobService` sends it
+            (JSON mode). It is not validated, so an invalid payload makes an
+            `invalid_payload` body.
         job_id: The `jobId` field.
         enqueued_at: The `enqueuedAt` field (ISO 8601).
         metadata: The `metadata` field (left out when empty).
@@ -119,7 +120,7 @@ def job_body(
     name = job if isinstance(job, str) else job.name
     body: dict[str, object] = {
         "jobName": name,
-        "payload": msgspec.to_builtins(payload),
+        "payload": msgspec.to_builtins(payload) if (raw := model_json(payload)) is None else msgspec.Raw(raw),
         "jobId": job_id,
         "enqueuedAt": enqueued_at,
     }
@@ -421,7 +422,7 @@ def _attempt(
     invalid: InvalidJobPayloadError | None = None
     value: object = None
     try:
-        raw = msgspec.json.encode(payload)
+        raw = encode_payload(job, payload)
         if nested_deeper_than(raw):
             msg = f"nested deeper than {MAX_NESTING} levels"
             raise ValueError(msg)
@@ -510,7 +511,7 @@ def run_job(
 
     The job and payload become the record the worker would receive, and that
     record goes through `process_record`, the worker's own pipeline: a dict
-    becomes the job's Struct, and a payload that does not fit gives an
+    becomes the job's Struct (or pydantic model), and a payload that does not fit gives an
     `InvalidJobPayloadError` outcome without running the handler. An
     `async def` handler runs on this thread's event loop (from async code, use
     `run_job_async`). No hook, queue or driver is involved.

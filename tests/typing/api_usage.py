@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import msgspec
+import pydantic
 
 from glasswork import (
     Ack,
@@ -167,3 +169,21 @@ class NativeAsyncDriver:
 
 native: AsyncQueueDriver = NativeAsyncDriver()
 native_jobs = AsyncJobService(native)
+
+
+# --- a pydantic v2 model as the payload ---------------------------------------------
+
+
+class Invoice(pydantic.BaseModel):
+    invoice_id: int
+    total: Decimal
+
+
+def send_invoice(payload: Invoice, ctx: JobContext) -> None:
+    print(payload.invoice_id, payload.total)
+
+
+invoices: Job[Invoice] = define_job(
+    name="send_invoice", handler=send_invoice, payload=Invoice, unique=lambda inv: f"inv-{inv.invoice_id}"
+)
+invoiced: EnqueueResult = service.enqueue(invoices, Invoice(invoice_id=1, total=Decimal("9.50")))

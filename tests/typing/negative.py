@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import msgspec
+import pydantic
 
 from glasswork import AsyncJobService, JobContext, JobService, MockQueueDriver, Module, define_job
 
@@ -38,3 +39,16 @@ async def enqueue_from_async_code() -> None:
     await async_service.enqueue_batch([(orders, Order(order_id=1)), (orders, "two")])  # E: every payload
     print((await async_service.enqueue(orders, Order(order_id=1))).message_idd)  # E: no such attribute
     async_service.enqueue(orders, Order(order_id=1))  # E: a coroutine that is never awaited sends nothing
+
+
+class Invoice(pydantic.BaseModel):
+    invoice_id: int
+
+
+def send_invoice(payload: Invoice, ctx: JobContext) -> None:
+    pass
+
+
+invoices = define_job(name="invoices", handler=send_invoice, payload=Invoice)
+service.enqueue(invoices, Order(order_id=1))  # E: an Order is not an Invoice
+define_job(name="bad_invoice", handler=send_invoice, payload=Order)  # E: the handler takes an Invoice
