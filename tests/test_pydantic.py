@@ -554,3 +554,16 @@ def test_pydantic_is_not_imported_without_a_model(script: str) -> None:
 
     assert "glasswork" in loaded
     assert not {name for name in loaded if name.split(".")[0] in {"pydantic", "pydantic_core"}}
+
+
+def test_the_mock_asserts_and_the_outcome_log_show_a_model_as_json(caplog: pytest.LogCaptureFixture) -> None:
+    from glasswork._settle import _payload_text
+
+    driver = MockQueueDriver()
+    job = Seen().job
+    JobService(driver).enqueue(job, an_order())
+
+    driver.assert_enqueued(job, an_order())  # a model compares as it was sent
+    with pytest.raises(AssertionError, match="payload matching"):
+        driver.assert_enqueued(job, an_order().model_copy(update={"order_id": 2}))
+    assert json.loads(_payload_text(an_order())) == order_json()

@@ -99,7 +99,13 @@ def _payload_text(payload: object) -> str:
     try:
         text = msgspec.json.encode(payload).decode()
     except (msgspec.EncodeError, TypeError, ValueError, RecursionError):
-        text = _repr(payload)
+        dump = getattr(payload, "model_dump_json", None)  # a pydantic model: its JSON mode
+        try:
+            text = dump() if callable(dump) else _repr(payload)
+        except Exception:  # noqa: BLE001  # any failure gives the stand-in
+            text = _repr(payload)
+        if not isinstance(text, str):
+            text = _repr(payload)
     return text if len(text) <= 2_000 else f"{text[:2_000]}..."
 
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 
+from glasswork._jobs import model_json
 from glasswork._runtime import new_id
 from glasswork._wire import (
     MAX_ENQUEUE_DELAY_SECONDS,
@@ -443,7 +444,7 @@ class MockQueueDriver:
         """
         found = self.find(job, payload)
         if found:
-            shown = ", ".join(repr(msgspec.to_builtins(j.payload)) for j in found[:5])
+            shown = ", ".join(repr(_builtins(j.payload)) for j in found[:5])
             wanted = f"{_job_name(job)!r} job{_describe(payload, None, None)}"
             msg = f"expected no {wanted}, found {len(found)}: {shown}"
             raise AssertionError(msg)
@@ -562,7 +563,7 @@ def _job_name(job: Job[Any] | str) -> str:
 def _describe(payload: object, queue: str | None, metadata: Mapping[str, str] | None) -> str:
     parts = []
     if not isinstance(payload, _AnyPayload):
-        parts.append(f"payload matching {msgspec.to_builtins(payload)!r}")
+        parts.append(f"payload matching {_builtins(payload)!r}")
     if queue is not None:
         parts.append(f"on queue {queue!r}")
     if metadata is not None:
@@ -579,9 +580,7 @@ def _mismatches(
     if metadata is not None:
         problems.extend(_subset_diff(dict(metadata), dict(job.metadata), "metadata"))
     if not isinstance(payload, _AnyPayload):
-        problems.extend(
-            _subset_diff(msgspec.to_builtins(payload), msgspec.to_builtins(job.payload), "payload")
-        )
+        problems.extend(_subset_diff(_builtins(payload), _builtins(job.payload), "payload"))
     return problems
 
 
@@ -608,3 +607,9 @@ def _subset_diff(expected: object, actual: object, path: str) -> list[str]:
     if expected != actual or isinstance(expected, bool) != isinstance(actual, bool):
         return [f"{path}: expected {expected!r}, got {actual!r}"]
     return []
+
+
+def _builtins(value: object) -> object:
+    """A payload as JSON-like builtins; a pydantic model as `JobService` sends it (JSON mode)."""
+    raw = model_json(value)
+    return msgspec.json.decode(raw) if raw is not None else msgspec.to_builtins(value)
