@@ -52,17 +52,36 @@ The "redis CPU" column is the server's own CPU time per job during the run
 
 At the default N glasswork drains in well under a tenth of a second, so its
 fixed costs weigh on its rate (which makes its ratios conservative) and its
-scaling at that N says little: it is also measured alone at 10x N.
+scaling at that N says little (four workers' start-up, about 15 ms of CPU
+each on 2 cores, is as long as one worker's whole drain): it is also measured
+alone at 10x N.
+
+A second drain shows scaling where processes can scale: `--io-jobs` (320)
+jobs that each wait 10 ms (`time.sleep`, as a call to an API would), at the
+same worker counts, for the sides that run one job at a time a process:
+glasswork (a batch's jobs run one after another), RQ's `SimpleWorker` (the
+faster class; forking costs more than the job) and Celery's solo pool.
+Dramatiq is left out: its 8 threads a process already run 8 jobs at once. Its
+"redis CPU" column is mostly this script's polling. It has a PASS/FAIL line
+of its own: glasswork gains at least 3x from 1 to 4 workers.
 
 The cores are shared by the workers, the redis-server, this script and
 whatever else runs on the machine (the load average is printed before and
-after): on 2 cores, four CPU-bound worker processes can at best approach 2x
-one worker's rate, less as the server needs CPU too, and nothing on a machine
-that is already busy; a side that gains more was waiting (on the network or
-its own polling) with one worker. Quote ratios, not the absolute rates: these
+after). No-op jobs are CPU-bound: a worker and the server take turns (two
+round trips a batch), so one worker already keeps about one core busy, and on
+2 cores four can at best approach 2x, less as each job costs more CPU with
+four (their start-up inside the clock, context switches), and nothing when
+other processes keep the cores busy: four workers then get no more CPU than
+one, and the redis-server, which every job goes through, waits for a core
+(measured on a 2-core VM: 40-55% of a four-worker drain). The "honest limit"
+line puts numbers on it from the workers' CPU (Linux's
+`/proc/<pid>/schedstat`, from "go" until done) and the server's: what 2
+cores could do at four workers' CPU cost per job, over one worker's rate. A
+side that gains more than the cores allow was waiting (on the network or its
+own polling) with one worker. Quote ratios, not the absolute rates: these
 machines are shared and noisy.
 
-Run: `python bench/bench_redis.py [-n 300] [--repeat 3] [--workers 1 --workers 4]
+Run: `python bench/bench_redis.py [-n 300] [--io-jobs 320] [--repeat 3] [--workers 1 --workers 4]
 [--only glasswork --only rq ...] [--redis-url redis://127.0.0.1:6379/0]`
 (needs rq; the Dramatiq and Celery rows run when they are installed: the bench
 extra has all three). `make bench` starts the redis-server. This is a
@@ -106,19 +125,37 @@ POLL_SECONDS: Final = 0.005
 DRAIN_TIMEOUT: Final = 600.0
 STOP_TIMEOUT: Final = 30.0
 NOISY: Final = 1.5
+IO_SECONDS: Final = 0.01
+IO_SIDES: Final = ("glasswork", "rq-simple", "celery")
+"""The sides of the I/O-bound drain: one job at a time a process (RQ: the faster class; no Dramatiq, whose
+8 threads a process already run 8 jobs at once)."""
+IO_TARGET: Final = 3.0
 
 
 def noop(n: int) -> None:
     """The job RQ, Dramatiq and Celery run: nothing."""
 
 
+def io_wait(n: int) -> None:
+    """The I/O-bound job RQ and Celery run: it waits IO_SECONDS, as a call to an API would."""
+    time.sleep(IO_SECONDS)
+
+
 def _noop(payload: int, ctx: JobContext) -> None:
     return None
 
 
+def _io_wait(payload: int, ctx: JobContext) -> None:
+    time.sleep(IO_SECONDS)
+
+
 NOOP_JOB = define_job(name="noop", handler=_noop, payload=int)
-APP = Module(name="bench", jobs=[NOOP_JOB])
+IO_JOB = define_job(name="io_wait", handler=_io_wait, payload=int)
+JOBS: Final = {"noop": NOOP_JOB, "io_wait": IO_JOB}
+APP = Module(name="bench", jobs=[NOOP_JOB, IO_JOB])
 """What `glasswork worker bench_redis:APP` runs."""
+PEER_JOBS: Final = {"noop": noop, "io_wait": io_wait}
+"""The same jobs as the functions RQ and Celery run (`bench_redis.<name>`)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -161,10 +198,22 @@ def queue_url(url: str) -> str:
 
 
 class Run(NamedTuple):
-    """One measured run: its seconds, and the CPU seconds the redis-server spent meanwhile."""
+    """One measured run: its seconds, the CPU seconds the redis-server spent meanwhile, and the workers'.
+
+    `worker_cpu` is `None` where `/proc/<pid>/schedstat` cannot be read (not Linux), and for enqueues.
+    """
 
     seconds: float
     server_cpu: float
+    worker_cpu: float | None = None
+
+
+def process_cpu(pid: int) -> float | None:
+    """The CPU seconds a process (running, or exited and not yet reaped) has used, from Linux's schedstat."""
+    try:
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0]) / 1e9
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def server_cpu(conn: Redis) -> float:
@@ -221,8 +270,8 @@ def _dramatiq_broker(url: str) -> tuple[Broker, Callable[[int], object]]:
     return broker, send
 
 
-def _celery_app(url: str) -> tuple[Celery, Callable[[int], object]]:
-    """A Celery app on the Redis broker (acks late, no results) and its `noop` task's `delay`."""
+def _celery_app(url: str, job: str = "noop") -> tuple[Celery, Callable[[int], object]]:
+    """A Celery app on the Redis broker (acks late, no results) and the `delay` of its task `job`."""
     from celery import Celery  # type: ignore[import-untyped, import-not-found, unused-ignore]  # no types
 
     app = Celery("bench_redis", broker=url, set_as_current=False)
@@ -233,16 +282,16 @@ def _celery_app(url: str) -> tuple[Celery, Callable[[int], object]]:
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
     )
-    task = app.task(name="bench_redis.noop")(noop)
-    delay: Callable[[int], object] = task.delay
+    tasks = {name: app.task(name=f"bench_redis.{name}")(func) for name, func in PEER_JOBS.items()}
+    delay: Callable[[int], object] = tasks[job].delay
     return app, delay
 
 
 # --- enqueue ----------------------------------------------------------------------
 
 
-def enqueue(kind: str, url: str, jobs: int) -> float:
-    """Empty the server and enqueue `jobs` no-op jobs the way `kind` names.
+def enqueue(kind: str, url: str, jobs: int, job: str = "noop") -> float:
+    """Empty the server and enqueue `jobs` jobs `job` (no-op, or I/O-bound) the way `kind` names.
 
     Returns:
         The seconds the enqueue calls took.
@@ -254,10 +303,10 @@ def enqueue(kind: str, url: str, jobs: int) -> float:
             started = time.perf_counter()
             if kind == "glasswork-batch":
                 for first in range(0, jobs, CHUNK):
-                    service.enqueue_batch([(NOOP_JOB, n) for n in range(first, min(first + CHUNK, jobs))])
+                    service.enqueue_batch([(JOBS[job], n) for n in range(first, min(first + CHUNK, jobs))])
             else:
                 for n in range(jobs):
-                    service.enqueue(NOOP_JOB, n)
+                    service.enqueue(JOBS[job], n)
             return time.perf_counter() - started
     if kind in {"rq", "rq-batch"}:
         with Redis.from_url(url) as conn:
@@ -267,23 +316,23 @@ def enqueue(kind: str, url: str, jobs: int) -> float:
                 for first in range(0, jobs, CHUNK):
                     queue.enqueue_many(
                         [
-                            queue.prepare_data("bench_redis.noop", (n,))
+                            queue.prepare_data(f"bench_redis.{job}", (n,))
                             for n in range(first, min(first + CHUNK, jobs))
                         ]
                     )
             else:
                 for n in range(jobs):
-                    queue.enqueue("bench_redis.noop", n)
+                    queue.enqueue(f"bench_redis.{job}", n)
             return time.perf_counter() - started
     close: Callable[[], object]
-    if kind == "dramatiq":
+    if kind == "dramatiq" and job == "noop":
         broker, send = _dramatiq_broker(url)
         close = broker.close
     elif kind == "celery":
-        app, send = _celery_app(url)
+        app, send = _celery_app(url, job)
         close = app.close
     else:
-        msg = f"unknown enqueue kind {kind!r}"
+        msg = f"unknown enqueue kind {kind!r} (job {job!r})"
         raise ValueError(msg)
     started = time.perf_counter()
     for n in range(jobs):
@@ -404,19 +453,21 @@ def workers(kind: str, url: str, count: int, logs: Path) -> Iterator[list[subpro
                         stream.close()
 
 
-def drain(kind: str, url: str, jobs: int, count: int, logs: Path) -> Run:
-    """Fill the emptied server with `jobs` no-op jobs and drain them with `count` worker processes.
+def drain(kind: str, url: str, jobs: int, count: int, logs: Path, *, job: str = "noop") -> Run:
+    """Fill the emptied server with `jobs` jobs `job` and drain them with `count` worker processes.
 
     Returns:
-        Seconds from "go" until the server showed every job done, and the server's CPU meanwhile.
+        Seconds from "go" until the server showed every job done, and the server's and the workers' CPU
+        meanwhile.
 
     Raises:
         RuntimeError: A worker failed, or the jobs did not all run cleanly.
     """
-    enqueue(FILL.get(kind, kind), url, jobs)
+    enqueue(FILL.get(kind, kind), url, jobs, job)
     with Redis.from_url(url) as conn:
         done = done_check(kind, conn, jobs)
         with workers(kind, url, count, logs) as procs:
+            before = [process_cpu(proc.pid) for proc in procs]
             cpu = server_cpu(conn)
             started = time.perf_counter()
             for proc in procs:
@@ -431,11 +482,14 @@ def drain(kind: str, url: str, jobs: int, count: int, logs: Path) -> Run:
                 time.sleep(POLL_SECONDS)
             seconds = time.perf_counter() - started
             cpu = server_cpu(conn) - cpu
+            after = [process_cpu(proc.pid) for proc in procs]
+        used = [b - a for a, b in zip(before, after, strict=True) if a is not None and b is not None]
+        worker_cpu = sum(used) if len(used) == count else None
         if SIDES[kind].burst and any(proc.returncode != 0 for proc in procs):
             msg = f"{kind}: exit codes {[p.returncode for p in procs]}:\n{_tail(logs, kind)}"
             raise RuntimeError(msg)
         verify(kind, conn, jobs)
-    return Run(seconds, cpu)
+    return Run(seconds, cpu, worker_cpu)
 
 
 def drain_in_process(url: str, jobs: int) -> Run:
@@ -535,6 +589,9 @@ class Results:
     in_process: Run | None = None
     scale_jobs: int = 0
     scaled: dict[int, Run] = field(default_factory=dict)
+    io_jobs: int = 0
+    io_drained: dict[tuple[str, int], Run] = field(default_factory=dict)
+    """The I/O-bound drain (`io_jobs` jobs of IO_SECONDS each), by side and worker count."""
     spread: dict[str, float] = field(default_factory=dict)
     """Slowest over fastest run, by configuration: how noisy the machine was."""
 
@@ -545,6 +602,10 @@ class Results:
     def seconds(self, kind: str) -> dict[int, float]:
         """The drain seconds of one side, by worker count."""
         return {count: run.seconds for count, run in self.by_count(kind).items()}
+
+    def io_by_count(self, kind: str) -> dict[int, Run]:
+        """The I/O-bound drain runs of one side, by worker count."""
+        return {count: run for (k, count), run in self.io_drained.items() if k == kind}
 
     def rq_best(self, count: int) -> tuple[str, float] | None:
         """The faster RQ worker class at `count` processes, and its seconds."""
@@ -609,6 +670,16 @@ def report(results: Results) -> list[str]:
     if results.in_process is not None:
         label = "glasswork Poller in this process (bench_local)"
         lines.append(_row(label, jobs, {low: results.in_process}, [low]))
+    io_kinds = list(dict.fromkeys(kind for kind, _ in results.io_drained))
+    if io_kinds:
+        wait = f"{IO_SECONDS * 1000:g} ms"
+        lines += [
+            "",
+            f"DRAIN, I/O-BOUND: {results.io_jobs} jobs that each wait {wait} (a call to an API), one at a "
+            f"time a process; redis-server CPU per job with {_workers_text(low)}",
+            f"{'':<44}{header}{scaling}{'redis CPU':>12}",
+        ]
+        lines += [_row(SIDES[k].label, results.io_jobs, results.io_by_count(k), counts) for k in io_kinds]
 
     lines.append("")
     ours = results.seconds("glasswork")
@@ -641,9 +712,17 @@ def report(results: Results) -> list[str]:
         )
     else:
         lines.append(f"scaling 1 -> 4 workers: n/a (only {_workers_text(low)} measured)")
+    lines += _limit_lines(results, io_kinds)
     noisy = [f"{label} {ratio:.1f}x" for label, ratio in results.spread.items() if ratio > NOISY]
     if noisy:
         lines.append(f"noisy (slowest run over {NOISY:g}x the fastest): {'; '.join(noisy)}")
+    return lines + _targets(results)
+
+
+def _targets(results: Results) -> list[str]:
+    """The PASS/FAIL lines of issue 12."""
+    lines = []
+    ours = results.seconds("glasswork")
     target = "issue 12 target, glasswork drain throughput >= RQ's with one worker"
     rq_one = results.rq_best(1)
     if 1 not in ours or rq_one is None:
@@ -651,6 +730,50 @@ def report(results: Results) -> list[str]:
     else:
         ratio = rq_one[1] / ours[1]
         lines.append(f"{target}: {'PASS' if ratio >= 1.0 else 'FAIL'} ({ratio:.2f}x)")
+    io_target = f"issue 12 target, glasswork I/O-bound scaling 1 -> 4 workers >= {IO_TARGET:g}x"
+    io_ours = {count: run.seconds for count, run in results.io_by_count("glasswork").items()}
+    if 1 not in io_ours or 4 not in io_ours:
+        lines.append(f"{io_target}: n/a (not measured)")
+    else:
+        ratio = io_ours[1] / io_ours[4]
+        lines.append(f"{io_target}: {'PASS' if ratio >= IO_TARGET else 'FAIL'} ({ratio:.2f}x)")
+    return lines
+
+
+def _limit_lines(results: Results, io_kinds: list[str]) -> list[str]:
+    """The I/O-bound scaling, and what bounds scaling on this machine, from the measured CPU."""
+    low, high, cores = results.counts[0], results.counts[-1], results.cores
+    if high == low:
+        return [f"scaling 1 -> 4 workers (I/O-bound jobs): n/a (only {_workers_text(low)} measured)"]
+    if io_kinds:
+        pairs = ", ".join(
+            f"{SIDES[kind].library} "
+            f"{_scaling({c: r.seconds for c, r in results.io_by_count(kind).items()}, low, high)}"
+            for kind in io_kinds
+        )
+        io = f"scaling {low} -> {high} workers (I/O-bound jobs): {pairs}"
+    else:
+        io = f"scaling {low} -> {high} workers (I/O-bound jobs): n/a (not measured)"
+    lines = [
+        io,
+        f"honest limit on {cores} cores, I/O-bound jobs: a process waiting on I/O leaves the cores idle, so "
+        f"{high} processes can approach {high / low:.0f}x",
+    ]
+    jobs = results.scale_jobs if results.scaled else results.jobs
+    runs = results.scaled or results.by_count("glasswork")
+    one, many = runs.get(low), runs.get(high)
+    limit = f"honest limit on {cores} cores, no-op jobs (glasswork, {jobs} jobs)"
+    if one is None or many is None or one.worker_cpu is None or many.worker_cpu is None:
+        return [*lines, f"{limit}: n/a (the workers' CPU was not measured)"]
+    used_one, used_many = one.worker_cpu + one.server_cpu, many.worker_cpu + many.server_cpu
+    lines.append(
+        f"{limit}: CPU-bound; with {_workers_text(low)} a job cost {one.worker_cpu * 1e6 / jobs:.0f} us "
+        f"of worker CPU + {one.server_cpu * 1e6 / jobs:.0f} us of redis-server CPU "
+        f"({used_one / one.seconds:.2f} cores busy), "
+        f"with {_workers_text(high)} {used_many * 1e6 / jobs:.0f} us: "
+        f"{cores} cores to themselves allow at most {cores * one.seconds / used_many:.2f}x one worker's rate "
+        f"(measured {one.seconds / many.seconds:.2f}x)"
+    )
     return lines
 
 
@@ -700,8 +823,9 @@ def run(args: argparse.Namespace) -> int:
         server = conn.info("server").get("redis_version", "?")
     results = Results(jobs=jobs, counts=sorted(set(args.workers)), cores=os.cpu_count() or 1)
     versions = ", ".join(f"{lib} {_installed(lib)}" for lib in libraries)
+    io = f", {args.io_jobs} I/O-bound jobs ({IO_SECONDS * 1000:g} ms each)" if args.io_jobs else ""
     print(
-        f"{jobs} no-op jobs per run, best of {repeat}; Python {sys.version.split()[0]}, "
+        f"{jobs} no-op jobs{io} per run, best of {repeat}; Python {sys.version.split()[0]}, "
         f"{results.cores} cores, redis-server {server}; {versions}"
     )
     skipped = [lib for lib in LIBRARIES if lib not in libraries]
@@ -718,6 +842,11 @@ def run(args: argparse.Namespace) -> int:
         for count in results.counts:
             for kind in kinds:
                 plan["drain", kind, count] = functools.partial(drain, kind, url, jobs, count, logs)
+            for kind in IO_SIDES:
+                if SIDES[kind].library in libraries and args.io_jobs:
+                    plan["io", kind, count] = functools.partial(
+                        drain, kind, url, args.io_jobs, count, logs, job="io_wait"
+                    )
             if "glasswork" in libraries and args.scale_jobs:
                 plan["scaled", "glasswork", count] = functools.partial(
                     drain, "glasswork", url, args.scale_jobs, count, logs
@@ -726,6 +855,15 @@ def run(args: argparse.Namespace) -> int:
             plan["in-process", "glasswork", 1] = functools.partial(drain_in_process, url, jobs)
         samples = interleaved(repeat, plan, url)
     results.scale_jobs = args.scale_jobs if "glasswork" in libraries else 0
+    results.io_jobs = args.io_jobs
+    collect(results, samples)
+    print("\n".join(report(results)))
+    print(f"load average before {load}, after {_load()} (1 min, on {results.cores} cores)")
+    return 0
+
+
+def collect(results: Results, samples: dict[tuple[str, str, int], list[Run]]) -> None:
+    """Keep each configuration's fastest run in `results`, and how much slower its slowest was."""
     for (what, kind, count), runs in samples.items():
         best = min(runs, key=lambda run: run.seconds)
         if what == "enqueue":
@@ -734,6 +872,9 @@ def run(args: argparse.Namespace) -> int:
         elif what == "drain":
             results.drained[kind, count] = best
             label = f"{SIDES[kind].label}, {_workers_text(count)}"
+        elif what == "io":
+            results.io_drained[kind, count] = best
+            label = f"{SIDES[kind].label}, I/O-bound, {_workers_text(count)}"
         elif what == "scaled":
             results.scaled[count] = best
             label = f"glasswork worker CLI, {results.scale_jobs} jobs, {_workers_text(count)}"
@@ -741,9 +882,6 @@ def run(args: argparse.Namespace) -> int:
             results.in_process = best
             label = "glasswork Poller in this process"
         results.spread[label] = max(run.seconds for run in runs) / best.seconds
-    print("\n".join(report(results)))
-    print(f"load average before {load}, after {_load()} (1 min, on {results.cores} cores)")
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -758,6 +896,12 @@ def main(argv: list[str] | None = None) -> int:
         "--scale-jobs",
         type=int,
         help="jobs for glasswork's scaling run on its own (default: 10 x --jobs; 0: skip it)",
+    )
+    parser.add_argument(
+        "--io-jobs",
+        type=int,
+        default=320,
+        help=f"I/O-bound jobs ({IO_SECONDS * 1000:g} ms each) per run of the second drain (320; 0: skip it)",
     )
     parser.add_argument(
         "--only", choices=LIBRARIES, action="append", help="libraries to run (default: every one installed)"
@@ -776,6 +920,8 @@ def main(argv: list[str] | None = None) -> int:
         return worker_main(args.worker, args.redis_url, args.index)
     if args.jobs < 1 or args.repeat < 1 or any(count < 1 for count in args.workers or ()):
         parser.error("--jobs, --repeat and --workers must be at least 1")
+    if args.io_jobs < 0:
+        parser.error("--io-jobs must be at least 0")
     args.workers = args.workers or [1, 4]
     args.only = args.only or list(LIBRARIES)
     args.scale_jobs = 10 * args.jobs if args.scale_jobs is None else args.scale_jobs
