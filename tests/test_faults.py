@@ -1,4 +1,4 @@
-"""Fault injection: drivers that fail (through `tests.faults.FaultyDriver`), throttling,
+"""Fault injection: drivers that fail (through `glasswork.testing_faults.FaultyDriver`), throttling,
 the Lambda time budget, hooks that raise, services that cannot start; and security hygiene.
 
 Each test drives a whole run (enqueue, poll, redeliver, drain) and checks the
@@ -48,7 +48,7 @@ from glasswork.drivers.sqs import SQSQueueDriver
 from glasswork.errors import BatchEnqueueError, DriverError, ThrottledError, UnknownJobError
 from glasswork.local import Poller, PollReport
 from glasswork.testing import FakeLambdaContext, job_body, sqs_event, sqs_record
-from tests.faults import Call, FaultyDriver
+from glasswork.testing_faults import Call, FaultyDriver
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "glasswork"
 START = 1_700_000_000.0
@@ -763,3 +763,12 @@ def test_an_oversized_body_is_dead_lettered_as_poison_without_running(
     assert dead.reason == "poison_message"
     assert "over the limit of 1000" in dead.error_message
     assert dead.job_name is None, "the body was not decoded, not even to find its job"
+
+
+def test_faulty_driver_ships_in_the_package_with_a_sorted_all() -> None:
+    from glasswork import testing_faults
+
+    assert testing_faults.__all__ == sorted(set(testing_faults.__all__))
+    assert all(hasattr(testing_faults, name) for name in testing_faults.__all__)
+    assert FaultyDriver.__module__ == "glasswork.testing_faults"
+    assert type(FaultyDriver(MockQueueDriver())).__module__ == "glasswork.testing_faults"

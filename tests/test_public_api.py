@@ -173,6 +173,7 @@ def loaded() -> set[str]:
         "glasswork.drivers.sqlite",
         "glasswork.drivers.redis",
         "glasswork._threads",
+        "glasswork.testing_faults",
         "sqlite3",
         "argparse",
         "queue",

@@ -1164,11 +1164,11 @@ class SQLiteQueueDriver:
         try:
             conn = self._connect()
             visible, in_flight, delayed = conn.execute(
-                "SELECT coalesce(sum(visible_at <= ?1), 0),"
-                " coalesce(sum(visible_at > ?1 AND receive_count > 0), 0),"
-                " coalesce(sum(visible_at > ?1 AND receive_count = 0), 0)"
-                " FROM glasswork_messages WHERE queue = ?2",
-                (now, name),
+                "SELECT coalesce(sum(visible_at <= :now), 0),"
+                " coalesce(sum(visible_at > :now AND receive_count > 0), 0),"
+                " coalesce(sum(visible_at > :now AND receive_count = 0), 0)"
+                " FROM glasswork_messages WHERE queue = :queue",
+                {"now": now, "queue": name},
             ).fetchone()
             (dead,) = conn.execute(
                 "SELECT count(*) FROM glasswork_dead_letters WHERE queue = ?", (name,)
@@ -1199,8 +1199,9 @@ class SQLiteQueueDriver:
                 .execute(
                     "SELECT message_id, body, job_name, job_id, attempt, reason,"
                     " error_type, error_message FROM glasswork_dead_letters"
-                    " WHERE queue = ?1 AND (?2 IS NULL OR job_name = ?2) ORDER BY id LIMIT ?3",
-                    (name, job_name, limit),
+                    " WHERE queue = :queue AND (:job_name IS NULL OR job_name = :job_name)"
+                    " ORDER BY id LIMIT :limit",
+                    {"queue": name, "job_name": job_name, "limit": limit},
                 )
                 .fetchall()
             )
@@ -1244,9 +1245,11 @@ class SQLiteQueueDriver:
         # Both statements pick the same rows: the write transaction holds the file.
         selected = (
             "SELECT id FROM glasswork_dead_letters"
-            " WHERE queue = ?1 AND (?2 IS NULL OR job_name = ?2) ORDER BY id LIMIT ?3"
+            " WHERE queue = :queue AND (:job_name IS NULL OR job_name = :job_name) ORDER BY id LIMIT :limit"
         )
-        params = (name, job_name, -1 if limit is None else limit)  # LIMIT -1: no limit
+        # Named, not numbered (?1): early CPython 3.12 releases wrongly warn about numbered ones.
+        # LIMIT -1: no limit.
+        params = {"queue": name, "job_name": job_name, "limit": -1 if limit is None else limit}
         rows = (
             "SELECT id, queue, message_id, body, job_name, job_id, group_id, dedup_id, sent_at"  # noqa: S608  # constant SQL, values bound
             f" FROM glasswork_dead_letters WHERE id IN ({selected}) ORDER BY id"
