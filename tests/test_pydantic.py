@@ -23,6 +23,8 @@ import msgspec
 import pydantic
 import pytest
 from botocore.config import Config
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from mypy_boto3_sqs import SQSClient
 from pydantic.alias_generators import to_camel
 
@@ -567,3 +569,22 @@ def test_the_mock_asserts_and_the_outcome_log_show_a_model_as_json(caplog: pytes
     with pytest.raises(AssertionError, match="payload matching"):
         driver.assert_enqueued(job, an_order().model_copy(update={"order_id": 2}))
     assert json.loads(_payload_text(an_order())) == order_json()
+
+
+@given(data=st.data())
+@settings(max_examples=25)
+def test_the_payloads_strategy_builds_models_the_worker_accepts(data: st.DataObject) -> None:
+    from glasswork.testing_strategies import payloads
+
+    class Signup(pydantic.BaseModel):
+        email: str
+        age: int = pydantic.Field(ge=0, le=150)
+        tags: list[str] = []
+
+    job = define_job(name="signup", handler=lambda payload, ctx: None, payload=Signup)
+
+    value = data.draw(payloads(job))
+
+    assert isinstance(value, Signup)
+    assert 0 <= value.age <= 150
+    assert JobService(MockQueueDriver()).enqueue(job, value).job_id

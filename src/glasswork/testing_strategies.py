@@ -28,14 +28,14 @@ import re
 import string
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any, Final, TypeVar, overload
+from typing import Annotated, Any, Final, TypeVar, overload
 
 import msgspec
 import msgspec.inspect as mi
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
-from glasswork._jobs import Job
+from glasswork._jobs import Job, _is_model, model_json
 from glasswork._wire import SQSRecord, format_timestamp
 from glasswork.core import (
     Ack,
@@ -118,6 +118,8 @@ def payloads(job: Job[P] | type[P]) -> st.SearchStrategy[P]:
     kind: object = job.payload_type if isinstance(job, Job) else job
     if kind is None:
         return json_values()  # type: ignore[return-value]  # an untyped job's payload is any JSON value
+    if _is_model(kind):
+        return _models(kind)
     decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(kind)
     strategy = _from_info(mi.type_info(kind), {})
 
@@ -128,6 +130,37 @@ def payloads(job: Job[P] | type[P]) -> st.SearchStrategy[P]:
             return _REJECTED
 
     return strategy.map(accept).filter(lambda v: v is not _REJECTED)  # type: ignore[return-value]  # checked by the type's decoder
+
+
+def _models(model: type[Any]) -> st.SearchStrategy[Any]:
+    """Instances of a pydantic model the worker would accept: built from its fields' types.
+
+    Each field's value comes from `hypothesis.strategies.from_type` of its
+    annotation with its constraints (optional fields are sometimes left to
+    their defaults); a
+    candidate is kept only if it validates and survives the JSON round trip
+    `JobService` and the worker make (`model_dump_json`, `model_validate_json`).
+    """
+    fields: dict[str, Any] = model.model_fields
+
+    def of(field: Any) -> st.SearchStrategy[Any]:
+        # Constraints (`Field(ge=0)`, ...) are annotated-types metadata, which `from_type` honours.
+        kind: Any = Annotated[(field.annotation, *field.metadata)] if field.metadata else field.annotation
+        return st.from_type(kind)
+
+    required = {name: of(f) for name, f in fields.items() if f.is_required()}
+    optional = {name: of(f) for name, f in fields.items() if not f.is_required()}
+
+    def accept(data: dict[str, Any]) -> object:
+        try:
+            built = model.model_validate(data)
+            raw = model_json(built)
+            return model.model_validate_json(raw) if raw is not None else _REJECTED
+        except Exception:  # noqa: BLE001  # any validation failure rejects the candidate
+            return _REJECTED
+
+    strategy = st.fixed_dictionaries(required, optional=optional)
+    return strategy.map(accept).filter(lambda v: v is not _REJECTED)
 
 
 def _from_info(info: mi.Type, seen: dict[int, st.SearchStrategy[Any]]) -> st.SearchStrategy[Any]:
