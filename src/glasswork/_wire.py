@@ -37,6 +37,7 @@ __all__ = [
     "SQSRecord",
     "SQSRecordAttributes",
     "as_record",
+    "check_delay",
     "delay_problem",
     "encode_message",
     "enqueued_time",
@@ -341,6 +342,16 @@ def delay_problem(seconds: float) -> str | None:
     if seconds > MAX_ENQUEUE_DELAY_SECONDS:
         return f"delay must be at most {MAX_ENQUEUE_DELAY_SECONDS} seconds (365 days), got {seconds!r}"
     return None
+
+
+def check_delay(seconds: float) -> None:
+    """Refuse an enqueue delay over `MAX_ENQUEUE_DELAY_SECONDS` or NaN; every driver calls it.
+
+    Raises:
+        ValueError: Naming the delay and the bound.
+    """
+    if seconds > MAX_ENQUEUE_DELAY_SECONDS or seconds != seconds:  # noqa: PLR0124  # NaN
+        raise ValueError(delay_problem(seconds))
 
 
 def nested_deeper_than(text: str | bytes, limit: int = MAX_NESTING) -> bool:

@@ -22,13 +22,12 @@ import msgspec
 from glasswork._jobs import model_json
 from glasswork._runtime import new_id
 from glasswork._wire import (
-    MAX_ENQUEUE_DELAY_SECONDS,
     EnqueueResult,
     JobMessage,
     SQSMessageAttribute,
     SQSRecord,
     SQSRecordAttributes,
-    delay_problem,
+    check_delay,
     lambda_event,
 )
 from glasswork.drivers.base import (
@@ -169,8 +168,7 @@ class MockQueueDriver:
         Raises:
             ValueError: A delay over `MAX_ENQUEUE_DELAY_SECONDS` (365 days), as every driver.
         """
-        if message.delay_seconds > MAX_ENQUEUE_DELAY_SECONDS:
-            raise ValueError(delay_problem(message.delay_seconds))
+        check_delay(message.delay_seconds)
         self._maybe_fail()
         queue = message.queue or _DEFAULT_QUEUE
         now = self._clock()

@@ -113,6 +113,7 @@ from glasswork._wire import (
     SQSMessageAttribute,
     SQSRecord,
     SQSRecordAttributes,
+    check_delay,
 )
 from glasswork.drivers.base import (
     ATTR_JOB_NAME,
@@ -127,7 +128,6 @@ from glasswork.drivers.sqlite import (
     MAX_RECEIVE_COUNT_REASON,
     REGION,
     QueueConfig,
-    _check_delay,
     _check_queue,
     queue_arn,
 )
@@ -1039,7 +1039,7 @@ class RedisQueueDriver:
             DriverError: The message was not stored.
             ValueError: A delay over `MAX_ENQUEUE_DELAY_SECONDS` (365 days).
         """
-        _check_delay(message.delay_seconds)
+        check_delay(message.delay_seconds)
         config = self.queue_config(message.queue)
         now = self._clock()
         args: list[_Arg] = [now, now + self.dedup_window]
@@ -1061,7 +1061,7 @@ class RedisQueueDriver:
         if not messages:
             return []
         for message in messages:
-            _check_delay(message.delay_seconds)
+            check_delay(message.delay_seconds)
         configs = [self.queue_config(m.queue) for m in messages]
         now = self._clock()
         calls: dict[str, list[_Arg]] = {}
@@ -1116,7 +1116,7 @@ class RedisQueueDriver:
             DriverError: The message was not stored.
             ValueError: A delay over `MAX_ENQUEUE_DELAY_SECONDS` (365 days).
         """
-        _check_delay(delay_seconds)
+        check_delay(delay_seconds)
         config = self.queue_config(queue)
         now = self._clock()
         args: list[_Arg] = [now, now + self.dedup_window]

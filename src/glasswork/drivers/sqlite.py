@@ -58,13 +58,12 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import msgspec
 
 from glasswork._wire import (
-    MAX_ENQUEUE_DELAY_SECONDS,
     EnqueueResult,
     JobMessage,
     SQSMessageAttribute,
     SQSRecord,
     SQSRecordAttributes,
-    delay_problem,
+    check_delay,
 )
 from glasswork.drivers.base import (
     ATTR_JOB_NAME,
@@ -688,7 +687,7 @@ class SQLiteQueueDriver:
             DriverError: The message was not stored.
             ValueError: A delay over `MAX_ENQUEUE_DELAY_SECONDS` (365 days).
         """
-        _check_delay(message.delay_seconds)
+        check_delay(message.delay_seconds)
         config = self.queue_config(message.queue)
         if config.deduplicate or config.fifo:
             with self._write("enqueue a message") as conn:
@@ -725,7 +724,7 @@ class SQLiteQueueDriver:
         if not messages:
             return []
         for message in messages:
-            _check_delay(message.delay_seconds)
+            check_delay(message.delay_seconds)
         configs = [self.queue_config(m.queue) for m in messages]
         with self._write(f"enqueue {len(messages)} messages") as conn:
             now = self._clock()
@@ -846,7 +845,7 @@ class SQLiteQueueDriver:
             DriverError: The message was not stored.
             ValueError: A delay over `MAX_ENQUEUE_DELAY_SECONDS` (365 days).
         """
-        _check_delay(delay_seconds)
+        check_delay(delay_seconds)
         config = self.queue_config(queue)
         with self._write("send a message") as conn:
             return self._insert(
@@ -1344,11 +1343,6 @@ def _dead_lettered(conn: sqlite3.Connection, key: tuple[int, int, str]) -> bool:
         (message_id, count),
     ).fetchone()
     return found is not None
-
-
-def _check_delay(seconds: float) -> None:
-    if seconds > MAX_ENQUEUE_DELAY_SECONDS or seconds != seconds:  # noqa: PLR0124  # NaN
-        raise ValueError(delay_problem(seconds))
 
 
 def _check_queue(name: str) -> None:

@@ -81,13 +81,12 @@ import msgspec
 from botocore.exceptions import BotoCoreError, ClientError
 
 from glasswork._wire import (
-    MAX_ENQUEUE_DELAY_SECONDS,
     MAX_MESSAGE_BYTES,
     TRACE_KEYS,
     EnqueueResult,
     JobMessage,
     SQSRecord,
-    delay_problem,
+    check_delay,
 )
 from glasswork.core import MAX_DELAY_SECONDS
 from glasswork.drivers._sqs_common import (
@@ -609,8 +608,7 @@ class SQSQueueDriver(SQSAdminMixin):
         return sent, failed
 
     def _check_sendable(self, message: JobMessage, target: SQSQueue) -> None:
-        if message.delay_seconds > MAX_ENQUEUE_DELAY_SECONDS:
-            raise ValueError(delay_problem(message.delay_seconds))
+        check_delay(message.delay_seconds)
         if target.fifo and message.delay_seconds > 0:
             msg = (
                 f"job {message.job_name!r}: FIFO queue {target.name!r} cannot delay one message "
