@@ -309,9 +309,11 @@ def test_async_jobs_need_no_async_plugin(app: pytest.Pytester) -> None:
     app.runpytest("-W", "error").assert_outcomes(passed=5)
 
 
-def test_the_readme_fixture_example_passes(pytester: pytest.Pytester) -> None:
+def test_the_documented_fixture_example_passes(pytester: pytest.Pytester) -> None:
     blocks = re.findall(
-        r"^```python\n(# test_signup\.py\n.*?)^```", (ROOT / "README.md").read_text(), re.S | re.M
+        r'^```python title="test_signup\.py"\n(.*?)^```',
+        (ROOT / "docs" / "testing.md").read_text(),
+        re.S | re.M,
     )
     assert len(blocks) == 1
     pytester.makepyfile(test_signup=blocks[0])
