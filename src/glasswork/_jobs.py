@@ -79,7 +79,8 @@ def define_job(
         queue: The queue name; `None` uses `JobService`'s default queue.
         unique: Payload -> deduplication key, used as the job id and as the
             FIFO `MessageDeduplicationId`.
-        group: Payload -> FIFO `MessageGroupId` (default: queue or job name).
+        group: Payload -> FIFO `MessageGroupId` (default: the queue's name,
+            so that the whole queue is one ordered group).
         permanent_errors: Exception types (one, or several) that are
             permanent for this job, subclasses included: dead-lettered at
             once, or discarded with `retry=False` or `dead=False`, exactly as
@@ -98,6 +99,7 @@ def define_job(
             a `TransientJobError` (the job would contradict itself), or that
             is `KeyboardInterrupt`, `SystemExit` or `GeneratorExit` (they
             stop the process and are never handled as a job failure).
+        TypeError: `retry` is not `None`, a bool, an int or a `RetryPolicy`.
     """
     if not isinstance(name, str) or not _NAME.fullmatch(name):
         msg = f"job name {name!r} must be 1-200 characters of letters, digits and _.:-/"
@@ -334,14 +336,17 @@ def define_periodic_job(
 ) -> Job[None]:
     """Define a job that runs on a schedule rather than being enqueued.
 
-    On Lambda, an EventBridge rule with `schedule` invokes the worker with
+    On Lambda, an EventBridge rule with `schedule` (which you create, for
+    instance as a SAM `Schedule` event) invokes the worker with
     `{"jobName": name}`; the worker runs the job once and raises on failure so
-    that Lambda's asynchronous retries apply. The handler receives `None` as
-    its payload.
+    that Lambda's asynchronous retries apply. Locally, `glasswork worker`
+    fires it on the same expression (`glasswork.local_scheduler`). The
+    handler receives `None` as its payload. `JobRegistry.schedules()` lists
+    the expressions of a module tree.
 
     Args:
-        name: The job's name.
-        handler: Called as `handler(None, ctx)`.
+        name: The job's name, as for `define_job`.
+        handler: Called as `handler(None, ctx)`; `def` or `async def`.
         schedule: An EventBridge expression: `rate(5 minutes)` or `cron(...)`.
         retry: As for `define_job` (used when the job is also enqueued).
         queue: As for `define_job`.
@@ -374,7 +379,7 @@ def define_periodic_job(
 class Module(msgspec.Struct, frozen=True, kw_only=True):
     """A named group of jobs and services, composable through `imports`.
 
-    Args:
+    Attributes:
         name: The module's name (used in error messages).
         jobs: The jobs this module defines.
         imports: Other modules whose jobs and services this one includes.

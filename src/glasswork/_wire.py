@@ -102,7 +102,8 @@ class JobMessage(msgspec.Struct, frozen=True, kw_only=True):
 
     Attributes:
         job_name: The job's name.
-        payload: The validated payload (converted to the job's type).
+        payload: The validated payload (converted to the job's type; for a
+            pydantic model, the JSON the worker will validate, as builtins).
         job_id: The job's id: its `unique` key, else a random UUID.
         queue: The queue name, or `None` for the driver's default.
         metadata: String pairs carried beside the payload.
@@ -132,7 +133,15 @@ class JobMessage(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class EnqueueResult(msgspec.Struct, frozen=True, kw_only=True):
-    """What a driver returns for one enqueued job."""
+    """What a driver returns for one enqueued job.
+
+    Attributes:
+        message_id: The queue's id for the message (SQS's `MessageId`). For
+            a duplicate on a FIFO queue, the first message's id; on SQS, for
+            a delay over 900 s, the name of the EventBridge Scheduler
+            schedule that will deliver it (`SQSQueueDriver.cancel` takes it).
+        job_id: The job's id: its `unique` key, else a random UUID.
+    """
 
     message_id: str
     job_id: str

@@ -179,7 +179,8 @@ class AsyncJobService:
         Raises:
             InvalidJobPayloadError: The payload does not fit the job's type.
             PayloadTooLargeError: The message is over `max_payload_bytes`.
-            ValueError: A negative delay, or one over `MAX_ENQUEUE_DELAY_SECONDS` (365 days).
+            ValueError: A negative delay, one over `MAX_ENQUEUE_DELAY_SECONDS`
+                (365 days), or a `unique` key that is not a non-empty str.
         """
         return checked_message(
             job,
@@ -217,8 +218,11 @@ class AsyncJobService:
         Raises:
             InvalidJobPayloadError: The payload does not fit the job's type.
             PayloadTooLargeError: The message is too large.
+            ValueError: A negative delay, one over `MAX_ENQUEUE_DELAY_SECONDS`
+                (365 days), or a `unique` key that is not a non-empty str.
             DriverError: The driver could not send it.
-            ConfigurationError: The service is closed.
+            ConfigurationError: The service is closed, or the driver cannot
+                send the message as asked (see `JobService.enqueue`).
         """
         self._check_open()
         message = self.message(job, payload, delay=delay, metadata=metadata, queue=queue)
@@ -302,8 +306,10 @@ class AsyncJobService:
             One result per item, in order.
 
         Raises:
-            InvalidJobPayloadError, PayloadTooLargeError: An item is invalid (nothing was sent).
+            InvalidJobPayloadError, PayloadTooLargeError, ValueError: An item is
+                invalid, as for `message` (nothing was sent).
             BatchEnqueueError: Some items were not sent; it lists them and the results of the rest.
+            DriverError: The driver's batch call failed as a whole (nothing was sent).
             ConfigurationError: The service is closed.
         """
         self._check_open()

@@ -317,9 +317,10 @@ def open_queue(
     """Open the driver for a queue URL.
 
     Args:
-        url: `sqlite:///path.db[?queue=name]` or an SQS queue URL
-            (`https://sqs.REGION.amazonaws.com/ACCOUNT/NAME`, or any
-            `http(s)://HOST/ACCOUNT/NAME` of an SQS-compatible server).
+        url: `sqlite:///path.db[?queue=name]`,
+            `redis://HOST:PORT/DB[?queue=name]` (`rediss://` for TLS) or an
+            SQS queue URL (`https://sqs.REGION.amazonaws.com/ACCOUNT/NAME`,
+            or any `http(s)://HOST/ACCOUNT/NAME` of an SQS-compatible server).
         endpoint_url: The SQS endpoint; by default AWS's for an amazonaws.com
             URL, else the URL's own scheme and host.
         existing: An sqlite path must name an existing file (admin commands).

@@ -30,6 +30,8 @@ class Services:
 
     Attribute access is dynamic (like `argparse.Namespace`) and so typed `Any`;
     `get(name, Type)` returns a checked, precisely typed value instead.
+    `name in services` tells whether the tree defines a service. The values
+    are read-only; an unknown name raises `AttributeError` listing the known ones.
     """
 
     __slots__ = ("_values",)
@@ -57,6 +59,13 @@ class Services:
 
     def get(self, name: str, kind: type[T]) -> T:
         """The service `name`, checked to be a `kind`.
+
+        Args:
+            name: The service's name, as in `Module(services={name: factory})`.
+            kind: The type the value must be an instance of.
+
+        Returns:
+            The value, typed as `kind` (where `ctx.services.name` is `Any`).
 
         Raises:
             ConfigurationError: No such service, or it is not a `kind`.

@@ -1,9 +1,10 @@
 """The local poller: a stand-in for Lambda's SQS event source mapping.
 
 `Poller` receives batches from any driver with the consuming and worker sides
-(SQLite, SQS, the in-memory mock), hands each batch to a Lambda handler in the
-exact Lambda SQS event shape with a Lambda-like context, and then does what
-the event source mapping does with the answer (REFERENCE.md):
+(SQLite, Redis, SQS, the in-memory mock), hands each batch to a Lambda handler
+in the exact Lambda SQS event shape with a Lambda-like context, and then does
+what the event source mapping does with the answer (AWS's partial batch
+response for SQS):
 
 - a `None`, `{}` or empty `batchItemFailures` answer: every record succeeded
   and is deleted;
@@ -135,7 +136,8 @@ class PollReport(msgspec.Struct, frozen=True, kw_only=True):
 
     Attributes:
         received: How many records the batch held (0: nothing was received).
-        deleted: Message ids deleted (the handler's successes).
+        deleted: Message ids deleted: every record the handler did not report
+            as failed (so those it dead-lettered or discarded too).
         failed: Message ids left in the queue for redelivery.
         error: Why the whole batch failed (exception or malformed answer), else `None`.
         request_id: The invocation's `aws_request_id`.
@@ -167,7 +169,8 @@ class RunReport(msgspec.Struct, frozen=True, kw_only=True):
     Attributes:
         batches: Batches handed to the handler.
         received: Records received.
-        deleted: Records deleted after the handler succeeded with them.
+        deleted: Records deleted because the handler did not report them as
+            failed (dead-lettered and discarded ones included).
         failed: Records left for redelivery.
         batch_errors: Batches that failed as a whole.
         elapsed: Seconds from start to stop, by the poller's clock.
@@ -247,6 +250,11 @@ def effective_visibility_timeout(
 ) -> int | None:
     """The visibility timeout records will be received with: `override`, else the queue's own.
 
+    Args:
+        driver: The queue's driver.
+        queue: The queue name; `None` for the driver's default.
+        override: A visibility timeout for this run (`--visibility-timeout`).
+
     Returns:
         Seconds, or `None` when there is no override and the driver cannot
         tell (it is not a `VisibilityTimeoutSource`).
@@ -276,8 +284,8 @@ class Poller:
             visibility timeout, and so does the poller.
         visibility_timeout: Seconds a received record stays hidden; `None`
             keeps the queue's setting, which the poller reads from a driver
-            that can tell it (`VisibilityTimeoutSource`: SQLite, SQS, the
-            mock) to bound the function timeout.
+            that can tell it (`VisibilityTimeoutSource`: SQLite, Redis, SQS,
+            the mock) to bound the function timeout.
         wait_seconds: Long-poll time of each receive while not in burst mode.
         idle_sleep: Longest pause between receives while the queue is idle
             (the pause starts at 10 ms and doubles).
@@ -539,7 +547,11 @@ def stop_on_signals(
 
     A second signal restores the default behaviour, so pressing Ctrl-C twice
     interrupts a batch that does not finish. Only the main thread can install
-    signal handlers.
+    signal handlers. The previous handlers are restored when the block ends.
+
+    Args:
+        stop_event: The event to set, such as `Poller.run`'s `stop_event`.
+        signals: The signals to catch.
 
     Yields:
         The stop event.

@@ -17,8 +17,9 @@ Semantics, as on EventBridge where a local run has an equivalent:
   worker is busy is fired once, late; if more than one passed meanwhile, the
   extra ones are skipped and logged.
 - Each tick runs once across workers: before firing, a worker claims the
-  tick in the queue's store (`TickLease`, a row per job in the SQLite file,
-  claimed inside one write transaction). A driver without a store (SQS) gets
+  tick in the queue's store (`TickLease`: a row per job in the SQLite file,
+  claimed inside one write transaction; a key on the Redis server, claimed by
+  one Lua script). A driver without a store (SQS) gets
   a lease of this process only, and the worker says so at start: run the
   scheduler in one worker then (`--no-schedules` on the others).
 - Fired ticks run between batches, one invocation at a time, as Lambda runs

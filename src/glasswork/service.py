@@ -88,7 +88,8 @@ class JobService:
         Raises:
             InvalidJobPayloadError: The payload does not fit the job's type.
             PayloadTooLargeError: The message is over `max_payload_bytes`.
-            ValueError: A negative delay, or one over `MAX_ENQUEUE_DELAY_SECONDS` (365 days).
+            ValueError: A negative delay, one over `MAX_ENQUEUE_DELAY_SECONDS`
+                (365 days), or a `unique` key that is not a non-empty str.
         """
         return checked_message(
             job,
@@ -126,7 +127,13 @@ class JobService:
         Raises:
             InvalidJobPayloadError: The payload does not fit the job's type.
             PayloadTooLargeError: The message is too large.
-            DriverError: The driver could not send it.
+            ValueError: A negative delay, one over `MAX_ENQUEUE_DELAY_SECONDS`
+                (365 days), or a `unique` key that is not a non-empty str.
+            ConfigurationError: The driver cannot send it as asked (SQS: a
+                delay on a FIFO queue, or over 900 s without `scheduler_role_arn`).
+            DriverError: The driver could not send it (`QueueNotFoundError`,
+                `ThrottledError`, or another failure with the vendor error as
+                `__cause__`).
         """
         message = self.message(job, payload, delay=delay, metadata=metadata, queue=queue)
         tracing = self.tracing
@@ -196,8 +203,10 @@ class JobService:
             One result per item, in order.
 
         Raises:
-            InvalidJobPayloadError, PayloadTooLargeError: An item is invalid (nothing was sent).
+            InvalidJobPayloadError, PayloadTooLargeError, ValueError: An item is
+                invalid, as for `message` (nothing was sent).
             BatchEnqueueError: Some items were not sent; it lists them and the results of the rest.
+            DriverError: The driver's batch call failed as a whole (nothing was sent).
         """
         messages = batch_messages(items, lambda job, payload: self.message(job, payload, metadata=metadata))
         if not messages:

@@ -72,7 +72,14 @@ ErrorSpec: TypeAlias = BaseException | Callable[[Call], BaseException]
 
 
 class Injected(msgspec.Struct, frozen=True, kw_only=True):
-    """A failure `FaultyDriver` injected: the call, the error, and whether the call took effect."""
+    """A failure `FaultyDriver` injected: the call, the error, and whether the call took effect.
+
+    Attributes:
+        call: The call that failed.
+        error: The exception raised to the caller.
+        took_effect: The call reached the wrapped driver before the error was
+            raised (a rule with `after=True`).
+    """
 
     call: Call
     error: BaseException

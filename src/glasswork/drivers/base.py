@@ -76,7 +76,14 @@ class DeadLetterInfo(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class VisibilityChange(msgspec.Struct, frozen=True, kw_only=True):
-    """Hide a received message for `seconds` more (backoff before a retry)."""
+    """Hide a received message for `seconds` more (backoff before a retry).
+
+    Attributes:
+        message_id: The record's message id (to name it in errors).
+        receipt_handle: The receipt handle of the receive to change.
+        seconds: Seconds from now until the message is visible again.
+        source_queue: The source queue's ARN (the record's `eventSourceARN`).
+    """
 
     message_id: str
     receipt_handle: str
@@ -85,7 +92,15 @@ class VisibilityChange(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class QueueCounts(msgspec.Struct, frozen=True, kw_only=True):
-    """Approximate message counts of one queue."""
+    """Approximate message counts of one queue.
+
+    Attributes:
+        visible: Messages that a receive could get now.
+        in_flight: Messages received and not yet deleted, hidden by their
+            visibility timeout.
+        delayed: Messages not received yet whose delay has not passed.
+        dead: Messages in the queue's dead-letter queue (or table).
+    """
 
     visible: int
     in_flight: int
@@ -99,7 +114,20 @@ class QueueCounts(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class DeadLetterEntry(msgspec.Struct, frozen=True, kw_only=True):
-    """One message in a dead-letter queue, as `glasswork dlq list` shows it (`--json`: every field)."""
+    """One message in a dead-letter queue, as `glasswork dlq list` shows it (`--json`: every field).
+
+    Attributes:
+        message_id: The message id in the dead-letter queue.
+        body: The original body, in full.
+        job_name: The job's name, when known.
+        job_id: The job's id, when known.
+        attempt: The attempt that failed (or the receive count at a redrive),
+            when known.
+        reason: Why (`"permanent_error"`, `"max_receive_count_exceeded"`,
+            ...), when known: a message SQS's own `RedrivePolicy` moved has none.
+        error_type: The error's class name, when known.
+        error_message: The error's message (or why the redrive happened), when known.
+    """
 
     message_id: str
     body: str
