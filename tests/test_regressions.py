@@ -842,3 +842,27 @@ def test_an_error_whose_str_raises_is_still_settled_and_logged(level: int) -> No
     assert dead.message_id == "m-1"
     assert dead.reason == "permanent_error"
     assert dead.error_message == "<_UnprintableError: str() failed>"
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+@pytest.mark.parametrize("level", [logging.DEBUG, logging.WARNING])
+def test_a_body_without_job_name_is_poison_even_in_a_one_job_module(jobs: int, level: int) -> None:
+    """A lone tagged Struct decoded a body without `jobName` as that job: a one-job module ran it."""
+    ran: list[object] = []
+    names = ["only", "other"][:jobs]
+    module = Module(name="m", jobs=[define_job(name=n, handler=lambda p, c: ran.append(p)) for n in names])
+    log = logging.getLogger("test.regress.no-job-name")
+    log.setLevel(level)
+    driver = MockQueueDriver()
+    worker = bootstrap_worker(module=module, driver=driver, logger=log)
+    event = sqs_event(
+        [
+            sqs_record('{"payload": {"n": 1}}', message_id="untagged"),
+            sqs_record('{"jobName": "", "payload": {"n": 2}}', message_id="empty-name"),
+            sqs_record(job_body("only", {"n": 3}), message_id="tagged"),
+        ]
+    )
+
+    assert worker(event, None) == {"batchItemFailures": [{"itemIdentifier": "empty-name"}]}  # unknown job
+    assert ran == [{"n": 3}]
+    assert [(d.message_id, d.reason) for d in driver.dead_letters] == [("untagged", "poison_message")]

@@ -185,7 +185,7 @@ class Backoff(msgspec.Struct, frozen=True, kw_only=True):
     `Backoff()` is the default policy's backoff (`DEFAULT_BACKOFF`; the
     module docstring says why these numbers).
 
-    Args:
+    Attributes:
         base: The first delay's ceiling (seconds or `timedelta`).
         factor: The growth factor per attempt.
         max: The ceiling of any delay; never above 12 hours.
@@ -209,7 +209,7 @@ DEFAULT_BACKOFF: Final = Backoff()
 class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):
     """How often a job is tried and what happens when it keeps failing.
 
-    Args:
+    Attributes:
         max_attempts: Attempts before the job is dead-lettered or discarded.
         dead: Dead-letter when attempts run out (or on a permanent error);
             `False` discards instead (logged).
@@ -315,6 +315,15 @@ class Job(msgspec.Struct, Generic[P], frozen=True, kw_only=True):
         return f"Job(name={self.name!r})"
 
 
+class _NoJob(msgspec.Struct, frozen=True, tag_field="jobName", tag=""):
+    """A second member for a one-job union; no job is named "" (`define_job` refuses it).
+
+    A lone tagged Struct decodes a body without its tag field as itself, so a
+    one-job module would run a body with no `jobName`; in a union the tag is
+    required, and such a body goes the slow way, which calls it poison.
+    """
+
+
 class JobTable:
     """Jobs by name, and the one decoder that reads the body of any of them.
 
@@ -335,6 +344,8 @@ class JobTable:
             if job.envelope_type is not None and job.envelope_type.__struct_config__.tag == job.name
         }
         types = tuple(self._by_type)
+        if len(types) == 1:  # msgspec requires the tag only of a union: keep `jobName` required
+            types = (*types, _NoJob)
         self.decoder: msgspec.json.Decoder[Any] | None = (
             msgspec.json.Decoder(Union[types]) if types else None  # noqa: UP007  # a runtime union of classes
         )
@@ -376,21 +387,40 @@ class Retry(msgspec.Struct, frozen=True, kw_only=True, tag=True):
 
 
 class DeadLetter(msgspec.Struct, frozen=True, kw_only=True, tag=True):
-    """Send the message to the dead-letter queue, then delete it."""
+    """Send the message to the dead-letter queue, then delete it.
+
+    Attributes:
+        reason: Why (`"permanent_error"`, `"retries_exhausted"`,
+            `"invalid_payload"`, `"poison_message"` or `"unknown_job"`).
+        error: The error behind it (for `"retries_exhausted"`, a
+            `RetryExhaustedError` whose `__cause__` is what the handler raised).
+    """
 
     reason: DeadLetterReason
     error: BaseException
 
 
 class Discard(msgspec.Struct, frozen=True, kw_only=True, tag=True):
-    """Delete the message without dead-lettering it (logged)."""
+    """Delete the message without dead-lettering it (logged).
+
+    Attributes:
+        reason: Why, as for `DeadLetter` (a job whose policy does not dead-letter).
+        error: The error behind it.
+    """
 
     reason: DeadLetterReason
     error: BaseException
 
 
 class Defer(msgspec.Struct, frozen=True, kw_only=True, tag=True):
-    """Not run: reported failed so SQS redelivers it, no hooks."""
+    """Not run: reported failed so SQS redelivers it, no hooks.
+
+    Attributes:
+        reason: `"fifo_group_blocked"` (an earlier record of its FIFO group
+            was reported failed in this batch), `"time_budget"` (less Lambda
+            time left than the time margin) or `"unreadable_record"` (no
+            usable `messageId`: it cannot be reported, only logged).
+    """
 
     reason: Literal["fifo_group_blocked", "time_budget", "unreadable_record"]
 
@@ -860,8 +890,8 @@ def _run_record(  # noqa: PLR0915, PLR0917  # the hot path in one frame; positio
         except (ValueError, RecursionError):
             pass
         else:  # a body too deep to accept, whatever this stack allowed, goes the slow way, which says so
-            if len(body) <= _SCAN_ABOVE or not nested_deeper_than(body):
-                found = jobs._by_type[type(envelope)]  # the table's own index
+            found = jobs._by_type.get(type(envelope))  # the table's own index; None: `_NoJob`
+            if found is not None and (len(body) <= _SCAN_ABOVE or not nested_deeper_than(body)):
                 fresh: JobContext = _new_context(JobContext)  # as _context does, inline: the hot path
                 fresh.services = options.services
                 fresh.lambda_context = options.lambda_context
