@@ -1,6 +1,8 @@
 # make demo: run the example app on the embedded SQLite queue.
-# make test: lint, type-check and test, starting the services the tests need.
-# make test-all: make test, then the tests on each of $(OTHER_PYTHONS) (.venv-X.Y each; not in CI).
+# make test: lint, type-check, build the docs strictly, check the SAM example and test,
+#            starting the services the tests need.
+# make docs: the documentation site (MkDocs + Material + mkdocstrings) into site/, --strict.
+# make test-all: make test, then the whole suite on each of $(OTHER_PYTHONS) (.venv-X.Y each).
 # Both bootstrap .venv from nothing (Python 3.11, make and git are all they need).
 
 PYTHON ?= python3.11
@@ -9,7 +11,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test test-all lint typecheck typing pytest bench clean redis-server
+.PHONY: demo test test-all lint typecheck typing docs pytest bench clean redis-server other-venvs
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "make: $(PYTHON) not found; set PYTHON=python3.11 or newer" >&2; exit 2; }
@@ -28,6 +30,10 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# NO_MKDOCS_2_WARNING: Material prints a notice about its end of life (May 2027) on every build.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict  # not --quiet: it hides the warnings --strict fails on
+
 # The typing usage file, checked against the built wheel in a venv of its own.
 typing: $(STAMP)
 	bash scripts/check-typing.sh
@@ -45,11 +51,19 @@ redis-server:
 pytest: $(STAMP) redis-server
 	bash scripts/with-services.sh $(BIN)/pytest -q
 
-test: lint typecheck typing redis-server
+# .ci/run runs `make -j4 test`: the checks and installs above run side by side; the
+# test runs below stay one after another.
+test: lint typecheck typing docs redis-server sam-cli other-venvs
 	@if [ -f examples/sam/template.yaml ]; then $(BIN)/cfn-lint examples/sam/template.yaml; fi
 	bash scripts/with-services.sh $(BIN)/pytest -q
+	bash scripts/other-pythons.sh $(OTHER_PYTHONS)
 
-# The suite on the other Pythons, one after the other; scripts/test-python.sh finds each.
+# The venvs of the other Pythons (.venv-3.12, ...), made before the tests start.
+other-venvs:
+	@for v in $(OTHER_PYTHONS); do TEST_PYTHON_INSTALL_ONLY=1 bash scripts/test-python.sh $$v || exit 1; done
+
+# The whole suite on the other Pythons, one after the other; scripts/test-python.sh finds each.
+# (make test already ran them lighter: scripts/other-pythons.sh.)
 test-all: test
 	@for v in $(OTHER_PYTHONS); do bash scripts/test-python.sh $$v || exit 1; done
 
@@ -61,4 +75,27 @@ bench: $(STAMP) redis-server
 	bash scripts/with-services.sh $(BIN)/python bench/reliability.py --seed 2026
 
 clean:
-	rm -rf $(VENV) .venv-typing .venv-3.* dist .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) .venv-typing .venv-3.* .venv-sam examples/sam/.aws-sam site dist .mypy_cache .ruff_cache .pytest_cache .hypothesis
+
+# The AWS SAM CLI, in a venv of its own (it pins many packages; never in .venv):
+# make sam-build uses it, and tests/test_sam_template.py (the SAM transform, and
+# the build into a temporary directory). `rm -rf .venv-sam` to reinstall.
+SAM_VENV  := .venv-sam
+SAM_STAMP := $(SAM_VENV)/.installed-stamp
+SAM_CLI   ?= aws-sam-cli>=1.130,<2
+
+.PHONY: sam-cli sam-build
+
+$(SAM_STAMP):
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "make: $(PYTHON) not found; set PYTHON=python3.11 or newer" >&2; exit 2; }
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/python -m pip install --quiet --upgrade 'pip>=25.1'
+	$(SAM_VENV)/bin/python -m pip install --quiet '$(SAM_CLI)'
+	@touch $(SAM_STAMP)
+
+sam-cli: $(SAM_STAMP)
+
+# examples/sam built with this checkout's glasswork, into examples/sam/.aws-sam/build
+# (then `sam deploy --guided` in examples/sam). SAM=/path/to/sam uses another SAM CLI.
+sam-build: $(STAMP) $(if $(SAM),,$(SAM_STAMP))
+	SAM="$(SAM)" bash scripts/sam-build.sh

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Run the test suite on another Python (make test-all): scripts/test-python.sh 3.12
+# Run the test suite on another Python: scripts/test-python.sh 3.12 [PYTEST ARGS...]
+# (make test-all: the whole suite; make test: a lighter run, see the Makefile).
+# TEST_PYTHON_INSTALL_ONLY=1 makes the venv and stops (make other-venvs).
 # The venv is .venv-3.12 (made, then remade when pyproject.toml changes), with the
 # package installed editable and its dev group. The interpreter is $PYTHON, else
 # python3.12 from PATH, else pyenv's newest 3.12. moto's server and redis-server run
 # from .venv as for make test (scripts/with-services.sh), so .venv must exist.
 set -euo pipefail
 version="$1"
+shift
 here="$(cd "$(dirname "$0")/.." && pwd)"
 venv="$here/.venv-$version"
 python="${PYTHON:-}"
@@ -29,6 +32,10 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   "$venv/bin/python" -m pip install --quiet -e . --group dev
   touch "$stamp"
 fi
+if [ -n "${TEST_PYTHON_INSTALL_ONLY:-}" ]; then
+  echo "test-python: $("$venv/bin/python" -V) in $venv"
+  exit 0
+fi
 start=$SECONDS
-bash scripts/with-services.sh "$venv/bin/pytest" -q -p no:cacheprovider
+bash scripts/with-services.sh "$venv/bin/pytest" -q -p no:cacheprovider "$@"
 echo "test-python: $("$venv/bin/python" -V) passed in $((SECONDS - start)) s"
