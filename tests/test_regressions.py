@@ -26,6 +26,7 @@ import glasswork
 from glasswork import (
     JobContext,
     JobExecution,
+    JobService,
     MockQueueDriver,
     Module,
     PermanentJobError,
@@ -866,3 +867,42 @@ def test_a_body_without_job_name_is_poison_even_in_a_one_job_module(jobs: int, l
     assert worker(event, None) == {"batchItemFailures": [{"itemIdentifier": "empty-name"}]}  # unknown job
     assert ran == [{"n": 3}]
     assert [(d.message_id, d.reason) for d in driver.dead_letters] == [("untagged", "poison_message")]
+
+
+def test_an_async_module_run_inside_a_running_loop_raises_clearly_and_leaves_no_unawaited_coroutine() -> None:
+    """The worker raised asyncio's RuntimeError and Python warned `coroutine ... was never awaited`."""
+    import gc
+    import warnings
+
+    async def handler(payload: dict[str, int], ctx: JobContext) -> None:
+        await asyncio.sleep(0)
+
+    def returns_a_coroutine(payload: dict[str, int], ctx: JobContext) -> object:
+        return handler(payload, ctx)  # a `def` handed back an awaitable
+
+    job_a = define_job(name="a", handler=handler)
+    job_b = define_job(name="b", handler=returns_a_coroutine)
+    module = Module(name="m", jobs=[job_a, job_b])
+    driver = MockQueueDriver()
+    worker = bootstrap_worker(module=module, driver=driver)
+    event = sqs_event([sqs_record(job_body("a", {"n": 1}), message_id="m-1")])
+
+    async def inside_a_loop() -> None:
+        with pytest.raises(RuntimeError, match="an event loop is already running in this thread"):
+            worker(event, None)
+        with pytest.raises(RuntimeError, match="await run_job_async"):
+            driver.run_all(worker)
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        JobService(driver).enqueue(job_a, {"n": 1})
+        asyncio.run(inside_a_loop())
+        gc.collect()
+    assert [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)] == []
+    # Outside a loop the same worker runs the job, and the sync path runs a returned coroutine too.
+    driver.run_all(worker)
+    assert driver.dead_letters == []
+    sync_only = bootstrap_worker(module=Module(name="s", jobs=[job_b]), driver=driver)
+    assert sync_only(sqs_event([sqs_record(job_body("b", {"n": 2}), message_id="m-2")]), None) == {
+        "batchItemFailures": []
+    }

@@ -11,12 +11,20 @@ import atexit
 import functools
 import threading
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING, TypeGuard
+from typing import TYPE_CHECKING, TypeGuard, TypeVar
 
 if TYPE_CHECKING:
     import asyncio
 
-__all__ = ["is_async_callable", "is_awaitable", "new_id", "thread_loop"]
+__all__ = ["is_async_callable", "is_awaitable", "new_id", "run_on_thread_loop", "thread_loop"]
+
+T = TypeVar("T")
+
+LOOP_RUNNING: str = (
+    "glasswork runs async jobs and hooks on an event loop of its own, and an event loop is already "
+    "running in this thread: from async code, await run_job_async(...), or call the worker in a thread "
+    "(await asyncio.to_thread(...))"
+)
 
 _CO_COROUTINE = 0x80
 _loops = threading.local()
@@ -59,3 +67,25 @@ def thread_loop() -> asyncio.AbstractEventLoop:
         _loops.loop = loop
         atexit.register(loop.close)
     return loop
+
+
+def run_on_thread_loop(awaitable: Awaitable[T]) -> T:
+    """Run `awaitable` to its end on this thread's loop (`thread_loop`).
+
+    Raises:
+        RuntimeError: An event loop is already running in this thread (say, the
+            worker was called from an `async def` test). The awaitable is closed
+            first, so Python does not also warn that a coroutine was never awaited.
+    """
+    import asyncio  # noqa: PLC0415  # only modules with async jobs or hooks pay for it
+
+    if asyncio._get_running_loop() is not None:
+        close = getattr(awaitable, "close", None)
+        if callable(close):
+            close()
+        raise RuntimeError(LOOP_RUNNING)
+    return thread_loop().run_until_complete(_awaited(awaitable))
+
+
+async def _awaited(awaitable: Awaitable[T]) -> T:
+    return await awaitable

@@ -91,7 +91,7 @@ from typing import Any, Final, Generic, Literal, Protocol, TypeAlias, TypeVar, U
 
 import msgspec
 
-from glasswork._runtime import is_awaitable, thread_loop
+from glasswork._runtime import is_awaitable, run_on_thread_loop
 from glasswork._wire import (
     ENVELOPE_DECODER,
     JSON_DECODER,
@@ -807,7 +807,7 @@ def call_handler(job: Job[Any], payload: object, ctx: JobContext) -> object:
     """The default runner: call the handler; an `async def` handler runs on this thread's event loop."""
     returned = job.handler(payload, ctx)
     if returned is not None and is_awaitable(returned):
-        return thread_loop().run_until_complete(_awaited(returned))
+        return run_on_thread_loop(returned)
     return returned
 
 
@@ -817,10 +817,6 @@ async def call_handler_async(job: Job[Any], payload: object, ctx: JobContext) ->
     if returned is not None and is_awaitable(returned):
         return await returned
     return returned
-
-
-async def _awaited(awaitable: Awaitable[object]) -> object:
-    return await awaitable
 
 
 class _Hold:
@@ -916,7 +912,7 @@ def _run_record(  # noqa: PLR0915, PLR0917  # the hot path in one frame; positio
         if run is None:
             returned = job.handler(ctx._payload, ctx)
             if returned is not None and is_awaitable(returned):
-                thread_loop().run_until_complete(_awaited(returned))
+                run_on_thread_loop(returned)
         else:
             run(job, ctx._payload, ctx)  # type: ignore[operator]  # not _HOLD: returned above
     except _STOP:

@@ -20,14 +20,14 @@ import contextlib
 import hashlib
 import itertools
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Generic, Literal, TypeAlias, TypeVar, assert_never
 
 import msgspec
 
 from glasswork._jobs import JobRegistry, Module, encode_payload, model_json
-from glasswork._runtime import is_awaitable, thread_loop
+from glasswork._runtime import is_awaitable, run_on_thread_loop
 from glasswork._wire import (
     JSON_DECODER,
     MAX_NESTING,
@@ -559,7 +559,7 @@ def run_job(
                     close()
                 refused.append(job.name)
                 raise _Refused
-            value = thread_loop().run_until_complete(_awaited(value))
+            value = run_on_thread_loop(value)
         returned.append(value)
 
     options = RecordOptions(services=made.services, lambda_context=lambda_context)
@@ -624,10 +624,6 @@ async def run_job_async(
     options = RecordOptions(services=made.services, lambda_context=lambda_context)
     result = await process_record_async(made.record, made.table, run=run, jitter=jitter, options=options)
     return _run_of(job, result, returned)
-
-
-async def _awaited(awaitable: Awaitable[object]) -> object:
-    return await awaitable
 
 
 # --- running a module --------------------------------------------------------------

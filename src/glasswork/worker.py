@@ -25,7 +25,7 @@ import msgspec
 
 from glasswork._events import as_lambda_context, direct_call
 from glasswork._jobs import JobRegistry, Module
-from glasswork._runtime import is_async_callable, is_awaitable, new_id, thread_loop
+from glasswork._runtime import is_async_callable, is_awaitable, new_id, run_on_thread_loop
 from glasswork._settle import BatchReport, Disposition, Settled, error_text, failed_ids, log_outcome
 from glasswork._wire import MAX_MESSAGE_BYTES, JobExecution, format_timestamp
 from glasswork.context import JobContext, LambdaContext, Services
@@ -234,7 +234,7 @@ class Worker:
         on_batch = self.on_batch
         every = every or on_batch is not None
         if self._use_loop:
-            settled = thread_loop().run_until_complete(self._run_async(raw, lambda_context, every))
+            settled = run_on_thread_loop(self._run_async(raw, lambda_context, every))
         elif self.tracing is None:
             settled = self._run_sync(raw, lambda_context, every)
         else:
@@ -303,7 +303,7 @@ class Worker:
                     try:  # `_fire`, inline: this runs after every success
                         completed = on_complete(ctx.execution, ctx)
                         if completed is not None and is_awaitable(completed):
-                            thread_loop().run_until_complete(_awaited(completed))
+                            run_on_thread_loop(completed)
                     except _STOP:
                         raise
                     except BaseException as exc:  # noqa: BLE001  # a hook never changes an outcome
@@ -394,14 +394,14 @@ class Worker:
             try:  # `_fire`, inline: this runs before every handler
                 started = on_start(ctx.execution, ctx)
                 if started is not None and is_awaitable(started):
-                    thread_loop().run_until_complete(_awaited(started))
+                    run_on_thread_loop(started)
             except _STOP:
                 raise
             except BaseException as exc:  # noqa: BLE001  # a hook never changes an outcome
                 self._hook_failed(on_start, exc)
         returned = job.handler(payload, ctx)
         if returned is not None and is_awaitable(returned):
-            return thread_loop().run_until_complete(_awaited(returned))
+            return run_on_thread_loop(returned)
         return returned
 
     async def _call_job_async(self, job: Job[Any], payload: object, ctx: JobContext) -> object:
@@ -444,7 +444,7 @@ class Worker:
         try:
             returned = hook(*args)
             if returned is not None and is_awaitable(returned):
-                thread_loop().run_until_complete(_awaited(returned))
+                run_on_thread_loop(returned)
         except _STOP:
             raise
         except BaseException as exc:  # noqa: BLE001  # a hook never changes an outcome
@@ -694,7 +694,7 @@ class Worker:
         }
         lambda_context = as_lambda_context(context)
         if self._use_loop:
-            result = thread_loop().run_until_complete(self._direct_async(record, lambda_context))
+            result = run_on_thread_loop(self._direct_async(record, lambda_context))
         else:
             options = self._options(lambda_context)
             ran = _run_record(record, self.registry, self._run_sync_job, (), None, options)
@@ -749,10 +749,6 @@ def _job_error(outcome: Outcome) -> BaseException:
     if isinstance(error, RetryExhaustedError) and error.__cause__ is not None:
         return error.__cause__
     return error
-
-
-async def _awaited(awaitable: Awaitable[object]) -> object:
-    return await awaitable
 
 
 def _default_driver(log: logging.Logger) -> WorkerDriver | None:
