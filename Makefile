@@ -55,8 +55,7 @@ pytest: $(STAMP) redis-server
 # test runs below stay one after another.
 test: lint typecheck typing docs redis-server sam-cli other-venvs
 	@if [ -f examples/sam/template.yaml ]; then $(BIN)/cfn-lint examples/sam/template.yaml; fi
-	bash scripts/with-services.sh $(BIN)/pytest -q
-	bash scripts/other-pythons.sh $(OTHER_PYTHONS)
+	bash scripts/other-pythons.sh "$(OTHER_PYTHONS)" bash scripts/with-services.sh $(BIN)/pytest -q
 
 # The venvs of the other Pythons (.venv-3.12, ...), made before the tests start.
 other-venvs:
