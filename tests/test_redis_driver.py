@@ -652,6 +652,18 @@ def test_fifo_head_redriven_lets_the_group_continue(driver: RedisQueueDriver, cl
     assert [e.reason for e in driver.list_dead_letters(q)] == [MAX_RECEIVE_COUNT_REASON]
 
 
+def test_by_default_ten_receives_are_spare_after_the_default_attempts(
+    client: redis.Redis, clock: FakeClock
+) -> None:
+    d = RedisQueueDriver(client, clock=clock)
+    d.enqueue(message())
+    for count in range(1, 36):
+        (record,) = d.receive(visibility_timeout=0)
+        assert record.attributes.approximate_receive_count == str(count)
+    assert d.receive(visibility_timeout=0) == []
+    assert [e.attempt for e in d.list_dead_letters()] == [35]
+
+
 def test_driver_default_max_receive_count(client: redis.Redis, clock: FakeClock) -> None:
     d = RedisQueueDriver(client, clock=clock, max_receive_count=1)
     d.enqueue(message())

@@ -19,7 +19,7 @@ import msgspec
 import pytest
 
 from glasswork._wire import JobMessage, SQSMessageAttribute, SQSRecord
-from glasswork.core import decode_message
+from glasswork.core import RetryPolicy, decode_message
 from glasswork.drivers.base import (
     BatchQueueDriver,
     ConsumingDriver,
@@ -463,6 +463,21 @@ def test_message_moves_to_dead_letters_after_max_receive_count(
     assert dead.body == message(1, queue="flaky").body
 
 
+def test_by_default_every_attempt_of_the_default_policy_runs_with_ten_receives_to_spare(
+    db: Path, clock: FakeClock
+) -> None:
+    """The default was 25, the default policy's attempts: one deferred receive cost the last attempt."""
+    assert RetryPolicy().max_attempts == 25
+    with SQLiteQueueDriver(db, clock=clock) as d:
+        d.enqueue(message(1))
+        for count in range(1, 36):  # 25 attempts and 10 receives that ran nothing
+            (record,) = d.receive(visibility_timeout=0)
+            assert record.attributes.approximate_receive_count == str(count)
+        assert d.receive(visibility_timeout=0) == []
+        assert [e.attempt for e in d.list_dead_letters()] == [35]
+        assert d.queue_config().max_receive_count == 35
+
+
 def test_fifo_head_redriven_lets_the_group_continue(driver: SQLiteQueueDriver, clock: FakeClock) -> None:
     q = "orders.fifo"
     driver.configure_queue(q, max_receive_count=1)
@@ -826,7 +841,7 @@ def test_processes_receiving_concurrently_never_get_the_same_message(tmp_path: P
 
 _FIFO_CONSUMER = """
 import json, pathlib, sys, time
-from glasswork.core import decode_message
+from glasswork.core import RetryPolicy, decode_message
 from glasswork.drivers.sqlite import SQLiteQueueDriver
 
 db, ready, go = sys.argv[1], pathlib.Path(sys.argv[2]), pathlib.Path(sys.argv[3])

@@ -125,6 +125,7 @@ from glasswork.drivers.base import (
 from glasswork.drivers.sqlite import (
     _QUEUE_NAME,
     ACCOUNT_ID,
+    DEFAULT_MAX_RECEIVE_COUNT,
     MAX_RECEIVE_COUNT_REASON,
     REGION,
     QueueConfig,
@@ -719,7 +720,7 @@ class RedisQueueDriver:
         default_queue: str = "default",
         prefix: str = "glasswork",
         clock: Callable[[], float] = time.time,
-        max_receive_count: int = 25,
+        max_receive_count: int = DEFAULT_MAX_RECEIVE_COUNT,
         visibility_timeout: int = 30,
         dedup_window: float = 300.0,
         sleep: Callable[[float], None] = time.sleep,
@@ -773,7 +774,7 @@ class RedisQueueDriver:
         url: str,
         *,
         clock: Callable[[], float] = time.time,
-        max_receive_count: int = 25,
+        max_receive_count: int = DEFAULT_MAX_RECEIVE_COUNT,
         visibility_timeout: int = 30,
         dedup_window: float = 300.0,
     ) -> RedisQueueDriver:

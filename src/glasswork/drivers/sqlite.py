@@ -94,6 +94,14 @@ ACCOUNT_ID: Final = "000000000000"
 """The account in `eventSourceARN` and the records' `SenderId`."""
 MAX_RECEIVE_COUNT_REASON: Final = "max_receive_count_exceeded"
 """The dead-letter reason of a message redriven at receive time."""
+DEFAULT_MAX_RECEIVE_COUNT: Final = 35
+"""Receives before the SQLite and Redis drivers move a message to their dead letters.
+
+As the example SAM template's `maxReceiveCount`: the default 25 attempts plus
+10 receives that ran nothing (a record deferred by the time guard or held
+behind its FIFO group, every record of a crashed batch), so the worker's own
+dead-lettering, with the error attached, comes first.
+"""
 
 _SCHEMA_VERSION: Final = 2
 _QUEUE_NAME: Final = re.compile(r"^[A-Za-z0-9_-]{1,75}(\.fifo)?$")
@@ -279,7 +287,7 @@ class SQLiteQueueDriver:
         *,
         default_queue: str = "default",
         clock: Callable[[], float] = time.time,
-        max_receive_count: int = 25,
+        max_receive_count: int = DEFAULT_MAX_RECEIVE_COUNT,
         visibility_timeout: int = 30,
         dedup_window: float = 300.0,
         busy_timeout: float = 30.0,
@@ -318,7 +326,7 @@ class SQLiteQueueDriver:
         url: str,
         *,
         clock: Callable[[], float] = time.time,
-        max_receive_count: int = 25,
+        max_receive_count: int = DEFAULT_MAX_RECEIVE_COUNT,
         visibility_timeout: int = 30,
         dedup_window: float = 300.0,
         existing: bool = False,
