@@ -9,7 +9,7 @@ the outcome values it returns, and the worker-side driver protocol.
 """
 
 from glasswork._jobs import JobRegistry, Module, define_job, define_periodic_job
-from glasswork._wire import EnqueueResult, JobExecution, JobMessage, SQSRecord
+from glasswork._wire import MAX_ENQUEUE_DELAY_SECONDS, EnqueueResult, JobExecution, JobMessage, SQSRecord
 from glasswork.async_service import AsyncJobService
 from glasswork.context import JobContext, LambdaContext, Services
 from glasswork.core import (
@@ -42,7 +42,7 @@ from glasswork.errors import (
 from glasswork.service import JobService
 from glasswork.worker import WorkerHooks, bootstrap_worker
 
-__all__ = [
+__all__ = [  # noqa: RUF022  # plain sorted(), as tests/test_public_api.py checks
     "Ack",
     "AsyncJobService",
     "Backoff",
@@ -60,6 +60,7 @@ __all__ = [
     "JobRegistry",
     "JobService",
     "LambdaContext",
+    "MAX_ENQUEUE_DELAY_SECONDS",
     "MockQueueDriver",
     "Module",
     "Outcome",

@@ -59,7 +59,7 @@ _MAX_BATCH_SIZE = 10_000
 _MAX_VISIBILITY = 43_200
 _MAX_LISTED = 100_000
 _MAX_REDRIVEN = 1_000_000
-_MAX_DELAY = 31_536_000  # glasswork._wire.MAX_ENQUEUE_DELAY_SECONDS, kept here so --help stays quick
+_MAX_DELAY = 31_536_000  # glasswork.MAX_ENQUEUE_DELAY_SECONDS, kept here so --help stays quick
 _APP_HELP = "module:attribute naming a glasswork Module or a bootstrap_worker handler"
 
 
