@@ -906,3 +906,29 @@ def test_an_async_module_run_inside_a_running_loop_raises_clearly_and_leaves_no_
     assert sync_only(sqs_event([sqs_record(job_body("b", {"n": 2}), message_id="m-2")]), None) == {
         "batchItemFailures": []
     }
+
+
+def test_an_unknown_job_is_dead_lettered_and_logged_under_the_name_its_body_gives(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The dead letter of an unregistered job had no job_name (so no JobName attribute on SQS)."""
+    driver = MockQueueDriver()
+    log = logging.getLogger("test.regress.unknown-name")
+    worker = bootstrap_worker(
+        module=Module(name="m", jobs=[define_job(name="known", handler=lambda p, c: None)]),
+        driver=driver,
+        logger=log,
+    )
+    event = sqs_event(
+        [
+            sqs_record(job_body("ghost", {}), message_id="last", receive_count=25),
+            sqs_record(job_body("ghost", {}), message_id="early", receive_count=1),
+        ]
+    )
+    with caplog.at_level(logging.INFO, logger=log.name):
+        assert worker(event, None) == {"batchItemFailures": [{"itemIdentifier": "early"}]}
+
+    [dead] = driver.dead_letters
+    assert (dead.message_id, dead.reason, dead.job_name) == ("last", "unknown_job", "ghost")
+    assert [(r.message_id, r.job_name) for r in caplog.records] == [("last", "ghost"), ("early", "ghost")]  # type: ignore[attr-defined]
+    assert caplog.records[0].getMessage().startswith("job ghost dead_lettered message last")

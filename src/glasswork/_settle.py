@@ -10,7 +10,7 @@ import msgspec
 
 from glasswork.core import Ack, DeadLetter, Defer, Discard, RecordResult, Retry
 
-__all__ = ["BatchReport", "Disposition", "Settled", "error_text", "failed_ids", "log_outcome"]
+__all__ = ["BatchReport", "Disposition", "Settled", "error_text", "failed_ids", "log_outcome", "named_job"]
 
 Disposition: TypeAlias = Literal["succeeded", "failed", "dead_lettered", "discarded"]
 
@@ -159,6 +159,8 @@ def log_outcome(log: logging.Logger, item: Settled, *, log_payloads: bool = Fals
             assert_never(outcome)
     if disposition == "failed" and isinstance(outcome, DeadLetter):
         detail += " [dead-letter send failed]"
+    if execution is None and not isinstance(outcome, Ack | Defer):
+        fields["job_name"] = named_job(outcome.error)  # an unknown job's name, when the body gave one
     name = fields["job_name"] or "?"
     log.log(
         level,
@@ -170,3 +172,9 @@ def log_outcome(log: logging.Logger, item: Settled, *, log_payloads: bool = Fals
         detail,
         extra=fields,
     )
+
+
+def named_job(error: BaseException) -> str | None:
+    """The job an error names when no job ran (`UnknownJobError`, `InvalidJobPayloadError`)."""
+    name = getattr(error, "job_name", None)
+    return name if isinstance(name, str) else None

@@ -26,7 +26,15 @@ import msgspec
 from glasswork._events import as_lambda_context, direct_call
 from glasswork._jobs import JobRegistry, Module
 from glasswork._runtime import is_async_callable, is_awaitable, new_id, run_on_thread_loop
-from glasswork._settle import BatchReport, Disposition, Settled, error_text, failed_ids, log_outcome
+from glasswork._settle import (
+    BatchReport,
+    Disposition,
+    Settled,
+    error_text,
+    failed_ids,
+    log_outcome,
+    named_job,
+)
 from glasswork._wire import MAX_MESSAGE_BYTES, JobExecution, format_timestamp
 from glasswork.context import JobContext, LambdaContext, Services
 from glasswork.core import (
@@ -494,7 +502,7 @@ class Worker:
             error_message=error_text(outcome.error),
             attempt=result.attempt,
             source_queue=record.event_source_arn,
-            job_name=execution.job_name if execution is not None else None,
+            job_name=execution.job_name if execution is not None else named_job(outcome.error),
             job_id=execution.job_id if execution is not None else None,
         )
         driver = self._driver_for(record.event_source_arn)
