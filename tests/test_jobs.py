@@ -633,3 +633,10 @@ def test_services_are_read_only() -> None:
 
     with pytest.raises(AttributeError, match="read-only"):
         seen[0].services.db = Database()
+
+
+@pytest.mark.parametrize("retry", ["often", 2.5, [3]])
+def test_a_retry_of_the_wrong_type_is_a_configuration_error_naming_the_job(retry: object) -> None:
+    with pytest.raises(ConfigurationError, match=r"job 'sync': retry must be None, a bool, an int") as caught:
+        define_job(name="sync", handler=lambda p, c: None, retry=retry)  # type: ignore[arg-type]
+    assert isinstance(caught.value.__cause__, TypeError)

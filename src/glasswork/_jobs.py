@@ -99,7 +99,8 @@ def define_job(
             a `TransientJobError` (the job would contradict itself), or that
             is `KeyboardInterrupt`, `SystemExit` or `GeneratorExit` (they
             stop the process and are never handled as a job failure).
-        TypeError: `retry` is not `None`, a bool, an int or a `RetryPolicy`.
+            A `retry` that is not `None`, a bool, an int or a `RetryPolicy`
+            (its `__cause__` is the `TypeError` saying so).
     """
     if not isinstance(name, str) or not _NAME.fullmatch(name):
         msg = f"job name {name!r} must be 1-200 characters of letters, digits and _.:-/"
@@ -129,11 +130,15 @@ def define_job(
         )
         raise ConfigurationError(msg)
     permanent = _permanent_errors(name, permanent_errors)
+    try:
+        policy = normalize_retry(retry)
+    except TypeError as exc:
+        raise ConfigurationError(f"job {name!r}: {exc}") from exc
     return Job(
         name=name,
         handler=handler,
         payload_type=payload,
-        retry=normalize_retry(retry),
+        retry=policy,
         queue=queue,
         unique=unique,
         group=group,
