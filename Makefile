@@ -11,7 +11,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test test-all lint typecheck typing docs pytest bench clean redis-server other-venvs
+.PHONY: demo test test-setup test-all lint typecheck typing docs pytest bench clean redis-server other-venvs
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "make: $(PYTHON) not found; set PYTHON=python3.11 or newer" >&2; exit 2; }
@@ -51,10 +51,13 @@ redis-server:
 pytest: $(STAMP) redis-server
 	bash scripts/with-services.sh $(BIN)/pytest -q
 
-# .ci/run runs `make -j4 test`: the checks and installs above run side by side; the
-# test runs below stay one after another.
-test: lint typecheck typing docs redis-server sam-cli other-venvs
-	@if [ -f examples/sam/template.yaml ]; then $(BIN)/cfn-lint examples/sam/template.yaml; fi
+# The checks and installs before the tests, side by side (-j4); then cfn-lint, and the
+# suite on 3.11 beside the lighter runs on the other Pythons (scripts/other-pythons.sh).
+test-setup: lint typecheck typing docs redis-server sam-cli other-venvs
+
+test:
+	@$(MAKE) --no-print-directory -j4 test-setup
+	$(BIN)/cfn-lint examples/sam/template.yaml
 	bash scripts/other-pythons.sh "$(OTHER_PYTHONS)" bash scripts/with-services.sh $(BIN)/pytest -q
 
 # The venvs of the other Pythons (.venv-3.12, ...), made before the tests start.
