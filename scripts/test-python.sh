@@ -20,7 +20,8 @@ if [ -z "$python" ]; then
     && [ -n "$found" ]; then
     python="$(pyenv prefix "$found")/bin/python$version"
   else
-    echo "test-python: no python$version on PATH or in pyenv; set PYTHON=/path/to/python$version" >&2
+    echo "test-python: no python$version on PATH or in pyenv; set PYTHON=/path/to/python$version," \
+      "or leave it out: make test OTHER_PYTHONS=" >&2
     exit 2
   fi
 fi
