@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import pty
 import select
@@ -154,6 +155,42 @@ def test_worker_burst_runs_everything_and_exits_0(
     assert "\r" not in err
     assert "batch of" in err
     assert "worker stopped (queue drained): processed 3 | retried 1 | dead-lettered 1" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("level", "expected"),
+    [
+        ("warning", (["dead_lettered"], ["batch of", "worker started", "retry in", "worker stopped"])),
+        ("ERROR", (["dead_lettered"], ["batch of", "retry in"])),
+        ("debug", (["succeeded", "retry in", "dead_lettered", "batch of"], [])),
+    ],
+)
+def test_worker_log_level_sets_what_is_logged(
+    cwd: Path, url: str, capsys: pytest.CaptureFixture[str], level: str, expected: tuple[list[str], list[str]]
+) -> None:
+    shown, hidden = expected
+    for job, payload in [("greet", '{"name": "Ada"}'), ("flaky", "null"), ("charge", "{}")]:
+        assert _run(capsys, "enqueue", "gw_cli_app:app", job, payload, "--queue", url)[0] == 0
+    root = logging.getLogger()
+    before = root.level
+
+    code, _, err = _run(capsys, "worker", "gw_cli_app:app", "--queue", url, "--burst", "--log-level", level)
+
+    assert code == 0
+    assert sorted(_runs()) == [("charge", 1), ("flaky", 1), ("flaky", 2), ("greet", 1)]
+    assert [text for text in shown if text not in err] == []
+    assert [text for text in hidden if text in err] == []
+    assert root.level == before
+
+
+def test_worker_log_level_refuses_an_unknown_level(
+    cwd: Path, url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = _run(capsys, "worker", "gw_cli_app:app", "--queue", url, "--log-level", "loud")
+
+    assert (code, out) == (2, "")
+    assert "argument --log-level: invalid choice: 'LOUD'" in err
     assert "Traceback" not in err
 
 

@@ -4,6 +4,7 @@
 glasswork enqueue APP JOB_NAME JSON --queue URL [--delay SECONDS]
 glasswork worker APP --queue URL [--burst] [--batch-size N]
                  [--visibility-timeout SECONDS] [--max-concurrency N] [--no-schedules]
+                 [--log-level LEVEL]
 glasswork stats --queue URL
 glasswork dlq list --queue URL [--job NAME] [--limit N] [--json | --detail]
 glasswork dlq redrive --queue URL [--job NAME] [--limit N] [--dry-run]
@@ -60,6 +61,7 @@ _MAX_VISIBILITY = 43_200
 _MAX_LISTED = 100_000
 _MAX_REDRIVEN = 1_000_000
 _MAX_DELAY = 31_536_000  # glasswork.MAX_ENQUEUE_DELAY_SECONDS, kept here so --help stays quick
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 _APP_HELP = "module:attribute naming a glasswork Module or a bootstrap_worker handler"
 
 
@@ -189,6 +191,15 @@ def _parser() -> _Parser:
         "--no-schedules",
         action="store_true",
         help="do not fire the app's periodic jobs (they fire by default, except with --burst)",
+    )
+    worker.add_argument(
+        "--log-level",
+        choices=_LOG_LEVELS,
+        type=str.upper,
+        default=None,
+        metavar="LEVEL",
+        help="DEBUG (successes too), INFO (retries, start, stop and one line per batch: the default), "
+        "WARNING (discards and problems) or ERROR (dead letters and failures only)",
     )
     worker.set_defaults(run=_worker)
 
@@ -685,7 +696,8 @@ class _AboveStatusHandler(logging.StreamHandler[TextIO]):
             self.status.draw(force=True)
 
 
-def _configure_logging(status: _StatusLine | None) -> Callable[[], None]:
+def _configure_logging(status: _StatusLine | None, wanted: str | None = None) -> Callable[[], None]:
+    """Log to stderr (above the status line on a terminal) at `wanted`, else INFO or the app's lower level."""
     handler: logging.Handler
     if status is not None:
         handler = _AboveStatusHandler(status)
@@ -696,7 +708,9 @@ def _configure_logging(status: _StatusLine | None) -> Callable[[], None]:
     root = logging.getLogger()
     level = root.level
     root.addHandler(handler)
-    if root.level == logging.NOTSET or root.level > logging.INFO:
+    if wanted is not None:
+        root.setLevel(wanted)
+    elif root.level == logging.NOTSET or root.level > logging.INFO:
         root.setLevel(logging.INFO)
 
     def restore() -> None:
@@ -840,7 +854,7 @@ def _run_worker(args: argparse.Namespace, stop: threading.Event) -> int:
     status = None
     if sys.stderr.isatty():
         status = _StatusLine(sys.stderr, tally, f"glasswork worker [{queue}] ")
-    restore_logging = _configure_logging(status)
+    restore_logging = _configure_logging(status, args.log_level)
 
     def on_batch(report: PollReport) -> None:
         tally.add_batch(report)
