@@ -3,7 +3,8 @@
 #            starting the services the tests need.
 # make docs: the documentation site (MkDocs + Material + mkdocstrings) into site/, --strict.
 # make test-all: make test, then the whole suite on each of $(OTHER_PYTHONS) (.venv-X.Y each).
-# Both bootstrap .venv from nothing (Python 3.11, make and git are all they need).
+# Both bootstrap .venv from nothing (Python 3.11, make and git; make test also runs the tests
+# on Python 3.12 and 3.13, from PATH or pyenv: OTHER_PYTHONS= leaves them out).
 
 PYTHON ?= python3.11
 OTHER_PYTHONS ?= 3.12 3.13
