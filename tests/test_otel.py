@@ -237,3 +237,48 @@ def test_tracing_off_imports_no_opentelemetry() -> None:
         "assert not [m for m in sys.modules if m.startswith('opentelemetry')], 'otel imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_a_direct_invocation_is_traced_like_a_record(
+    exporter: InMemorySpanExporter, tracing: OpenTelemetryTracing, kind: str
+) -> None:
+    """EventBridge-style invocations ran without a span; now one CONSUMER span per invocation."""
+    inner: list[str] = []
+    app = make_app(inner, tracing)
+    if kind == "async":
+
+        async def nudge(payload: Email, ctx: JobContext) -> None:
+            await asyncio.sleep(0)
+
+        app = Module(
+            name="both", imports=[app], jobs=[define_job(name="nudge", handler=nudge, payload=Email)]
+        )
+    handler: Worker = bootstrap_worker(module=app, driver=MockQueueDriver(), tracing=tracing)
+
+    answer = handler({"detail": {"jobName": "send_email", "payload": {"to": "a@example.com"}}}, None)
+    with pytest.raises(PermanentJobError, match="card declined"):
+        handler({"jobName": "charge", "payload": {"to": "b@example.com"}}, None)
+
+    assert answer["status"] == "succeeded"
+    assert inner == ["a@example.com"]
+    ok, failed = by_name(exporter.get_finished_spans(), "process")
+    assert ok.kind is failed.kind is SpanKind.CONSUMER
+    assert ok.attributes is not None
+    assert failed.attributes is not None
+    assert (ok.attributes["glasswork.job.name"], ok.attributes["glasswork.job.outcome"]) == (
+        "send_email",
+        "succeeded",
+    )
+    assert ok.attributes["glasswork.job.id"] == answer["jobId"]
+    assert ok.status.status_code is StatusCode.UNSET
+    (render,) = by_name(exporter.get_finished_spans(), "render email")
+    assert render.parent is not None
+    assert ok.context is not None
+    assert render.parent.span_id == ok.context.span_id  # the handler runs inside it
+    assert (failed.attributes["glasswork.job.name"], failed.attributes["glasswork.job.outcome"]) == (
+        "charge",
+        "failed",
+    )
+    assert failed.status.status_code is StatusCode.ERROR
+    assert [event.name for event in failed.events] == ["exception"]

@@ -701,15 +701,22 @@ class Worker:
             "attributes": {"ApproximateReceiveCount": "1"},
         }
         lambda_context = as_lambda_context(context)
-        if self._use_loop:
-            result = run_on_thread_loop(self._direct_async(record, lambda_context))
-        else:
-            options = self._options(lambda_context)
-            ran = _run_record(record, self.registry, self._run_sync_job, (), None, options)
-            result = ran if type(ran) is RecordResult else _succeeded(ran)  # type: ignore[arg-type]  # a JobContext
-            call = self._after_run(result)
-            if call is not None:
-                self._fire(*call)
+        tracing = self.tracing
+        with tracing.process(record, None) if tracing is not None else _UNTRACED as span:
+            started = time.perf_counter()
+            if self._use_loop:
+                result = run_on_thread_loop(self._direct_async(record, lambda_context))
+            else:
+                options = self._options(lambda_context)
+                ran = _run_record(record, self.registry, self._run_sync_job, (), None, options)
+                result = ran if type(ran) is RecordResult else _succeeded(ran)  # type: ignore[arg-type]  # a JobContext
+                call = self._after_run(result)
+                if call is not None:
+                    self._fire(*call)
+            disposition: Disposition = "succeeded" if isinstance(result.outcome, Ack) else "failed"
+            span.settled(
+                Settled(result=result, disposition=disposition, duration=time.perf_counter() - started)
+            )
         outcome = result.outcome
         if isinstance(outcome, Ack):
             return {"jobName": name, "jobId": job_id, "status": "succeeded"}
